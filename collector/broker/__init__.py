@@ -1,0 +1,1 @@
+"""Brokers the collector can start for itself: mosquitto supervised on loopback, or embedded."""
