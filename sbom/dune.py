@@ -1,0 +1,406 @@
+"""Digital Dune Index (DESIGN §6): per component, layer, device, fleet and tag roll-up.
+
+Pure functions over `DeviceBom` values and a `DunePolicy`, so every figure can be checked by
+hand and nothing here touches the store or the network. Each score keeps the component that
+drives it, with supplier, owner, country, evidence and confidence, so a report can say *why*.
+
+    E = J · (1 − S) · (0.5 + 0.5 · A)        component exposure
+    E_L = max E over the layer's components   (one non-substitutable foreign part is enough)
+    DDI = 100 · Σ W_L · E_L                   device index, 0..100
+    grade = policy.grade(max E_L)             A..E by the worst layer
+
+Fleet concentration per layer attributes each device's criticality weight to the jurisdiction
+and to the vendor (ultimate owner) of that layer's driving component; HHI = Σ share² · 10⁴,
+top-1 share, and N50 = how many buckets (largest first) cover half the weight. "unknown" and
+"community" are buckets of their own: unknown suppliers are counted and shown, never hidden.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sbom.model import LAYER_FIRMWARE, LAYERS, Component, DeviceBom, DeviceInfo
+from sbom.policy import CAT_COMMUNITY, CAT_UNKNOWN, GRADES, DunePolicy
+
+UNKNOWN: str = "unknown"
+COMMUNITY: str = "community"
+NO_TAG: str = "(untagged)"
+
+
+@dataclass(frozen=True)
+class ComponentExposure:
+    """One component's exposure with every factor behind it."""
+
+    name: str
+    version: str | None
+    layer: str
+    supplier: str | None
+    owner: str | None
+    country: str | None
+    category: str  # home / allied / other / restricted / community / unknown
+    j: float
+    s: float
+    s_source: str  # "component" (firmware_db/SBOM) or "layer default"
+    a: float
+    a_reason: str
+    exposure: float
+    evidence: str
+    confidence: str
+    evidence_path: str | None = None
+
+    @property
+    def jurisdiction(self) -> str:
+        """Bucket for concentration tables: country code, 'community' or 'unknown'."""
+        if self.category == CAT_COMMUNITY:
+            return COMMUNITY
+        return self.country or UNKNOWN
+
+    @property
+    def vendor(self) -> str:
+        """Bucket for vendor concentration: the ultimate owner, else the brand."""
+        if self.category == CAT_COMMUNITY and not (self.owner or self.supplier):
+            return COMMUNITY
+        return self.owner or self.supplier or UNKNOWN
+
+
+@dataclass(frozen=True)
+class LayerExposure:
+    layer: str
+    weight: float
+    exposure: float
+    grade: str
+    driver: ComponentExposure | None  # None when the device has no component in this layer
+    components: int
+    unknown: int  # components whose supplier's country is unknown
+
+
+@dataclass(frozen=True)
+class DeviceDune:
+    device_id: str
+    ddi: float  # 0..100
+    grade: str
+    worst_layer: str | None
+    layers: tuple[LayerExposure, ...]
+    components: int
+    unknown_suppliers: int
+    weight: float  # criticality weight used in fleet means
+    tags: tuple[tuple[str, str], ...]
+    vendor: str | None
+    model: str | None
+    device_class: str | None
+    simulated: bool
+    home: str  # policy home jurisdiction or "unset"
+
+    def layer(self, name: str) -> LayerExposure:
+        for layer in self.layers:
+            if layer.layer == name:
+                return layer
+        raise KeyError(name)
+
+    def tag(self, key: str) -> str | None:
+        for k, v in self.tags:
+            if k == key:
+                return v
+        return None
+
+
+@dataclass(frozen=True)
+class Share:
+    key: str
+    weight: float
+    share: float  # 0..1
+    devices: int
+
+
+@dataclass(frozen=True)
+class Concentration:
+    shares: tuple[Share, ...]  # largest first
+    hhi: float  # 0..10000
+    top1: Share | None
+    n50: int
+    high: bool  # hhi above the policy threshold
+
+
+@dataclass(frozen=True)
+class LayerFleet:
+    layer: str
+    weight: float
+    devices: int  # devices with at least one component in this layer
+    absent: int  # devices without
+    exposure: float  # criticality-weighted mean layer exposure over devices that have it
+    by_jurisdiction: Concentration
+    by_vendor: Concentration
+    unknown_share: float  # share of the layer's weight driven by an unknown supplier
+    grades: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class FleetDune:
+    devices: int
+    ddi: float  # criticality-weighted mean device DDI
+    weight: float
+    grades: tuple[tuple[str, int], ...]
+    layers: tuple[LayerFleet, ...]
+    components: int
+    unknown_suppliers: int  # components with unknown supplier country
+    devices_with_unknown: int
+    simulated: int
+    home: str
+
+    def layer(self, name: str) -> LayerFleet:
+        for layer in self.layers:
+            if layer.layer == name:
+                return layer
+        raise KeyError(name)
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    """ISO date (or datetime) to a date; None for missing or unparsable text."""
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def months_between(earlier: dt.date, later: dt.date) -> float:
+    return (later - earlier).days / 30.4375
+
+
+def component_aging(
+    comp: Component, device: DeviceInfo, policy: DunePolicy, today: dt.date
+) -> tuple[float, str]:
+    """A in [0, 1] with its reason: the strongest of EOL, approaching EOL, stale, behind."""
+    lc = comp.lifecycle
+    found: list[tuple[float, str]] = []
+    eol = parse_date(lc.eol)
+    if lc.status == "eol":
+        found.append((policy.aging_eol, f"end of life{f' {lc.eol}' if lc.eol else ''}"))
+    elif eol is not None and eol <= today:
+        found.append((policy.aging_eol, f"end of life {lc.eol}"))
+    elif eol is not None and (eol - today).days <= policy.eol_approaching_days:
+        found.append((policy.aging_approaching, f"end of life {lc.eol} (approaching)"))
+    elif lc.status == "approaching_eol":
+        found.append((policy.aging_approaching, "end of life approaching"))
+    if comp.layer == LAYER_FIRMWARE:
+        released = parse_date(device.firmware_release_date)
+        if (
+            released is not None
+            and lc.versions_behind in (None, 0)
+            and months_between(released, today) > policy.stale_firmware_months
+        ):
+            found.append(
+                (
+                    policy.aging_eol,
+                    f"no firmware since {released.isoformat()} "
+                    f"(> {policy.stale_firmware_months} months)",
+                )
+            )
+    behind = lc.versions_behind
+    if behind is not None and behind >= policy.versions_behind_outdated:
+        found.append((policy.aging_behind, f"{behind} versions behind {lc.latest or 'latest'}"))
+    if not found:
+        return 0.0, "current" if lc.status == "supported" else "no lifecycle data"
+    return max(found, key=lambda f: f[0])
+
+
+def component_exposure(
+    comp: Component, device: DeviceInfo, policy: DunePolicy, today: dt.date
+) -> ComponentExposure:
+    sup = comp.supplier
+    country = sup.country.upper() if sup is not None and sup.country else None
+    community = bool(sup is not None and sup.community)
+    category = policy.category(country, community)
+    j = policy.jurisdiction_risk[category]
+    if comp.substitutability is not None:
+        s, s_source = min(1.0, max(0.0, comp.substitutability)), "component"
+    else:
+        s, s_source = policy.substitutability[comp.layer], "layer default"
+    a, reason = component_aging(comp, device, policy, today)
+    return ComponentExposure(
+        name=comp.name,
+        version=comp.version,
+        layer=comp.layer,
+        supplier=sup.name if sup is not None else None,
+        owner=sup.owner if sup is not None else None,
+        country=country,
+        category=category,
+        j=j,
+        s=s,
+        s_source=s_source,
+        a=a,
+        a_reason=reason,
+        exposure=j * (1.0 - s) * (0.5 + 0.5 * a),
+        evidence=comp.evidence,
+        confidence=comp.confidence,
+        evidence_path=comp.evidence_path,
+    )
+
+
+def _driver_key(c: ComponentExposure) -> tuple[float, float, float, str, str]:
+    # Highest exposure; ties go to the riskier jurisdiction, then the less substitutable part,
+    # then by name so the same input always names the same driver.
+    return (c.exposure, c.j, -c.s, c.name, c.version or "")
+
+
+def score_device(
+    bom: DeviceBom, policy: DunePolicy, today: dt.date, *, weight: float | None = None
+) -> DeviceDune:
+    """DDI of one device with the driving component of every layer."""
+    by_layer: dict[str, list[ComponentExposure]] = defaultdict(list)
+    for comp in bom.components:
+        if comp.layer not in policy.layer_weights:
+            continue  # a layer this policy does not score (cannot happen with model.LAYERS)
+        by_layer[comp.layer].append(component_exposure(comp, bom.device, policy, today))
+    layers: list[LayerExposure] = []
+    total = 0.0
+    worst: LayerExposure | None = None
+    unknown_total = 0
+    for name in LAYERS:
+        scored = by_layer.get(name, [])
+        w = policy.layer_weights[name]
+        unknown = sum(1 for c in scored if c.category == CAT_UNKNOWN)
+        unknown_total += unknown
+        driver = max(scored, key=_driver_key) if scored else None
+        e = driver.exposure if driver is not None else 0.0
+        layer = LayerExposure(name, w, e, policy.grade(e), driver, len(scored), unknown)
+        layers.append(layer)
+        total += w * e
+        if driver is not None and (worst is None or e > worst.exposure):
+            worst = layer
+    worst_e = worst.exposure if worst is not None else 0.0
+    dev = bom.device
+    return DeviceDune(
+        device_id=dev.device_id,
+        ddi=100.0 * total,
+        grade=policy.grade(worst_e),
+        worst_layer=worst.layer if worst is not None else None,
+        layers=tuple(layers),
+        components=len(bom.components),
+        unknown_suppliers=unknown_total,
+        weight=policy.criticality_weight(dev.criticality) if weight is None else weight,
+        tags=dev.tags,
+        vendor=dev.vendor,
+        model=dev.model,
+        device_class=dev.device_class,
+        simulated=dev.simulated,
+        home=policy.home_label,
+    )
+
+
+def concentration(
+    weights: Mapping[str, float], counts: Mapping[str, int], high: float
+) -> Concentration:
+    """Shares, HHI (Σ share² · 10⁴), top-1 and N50 of weights per bucket."""
+    total = sum(weights.values())
+    if total <= 0:
+        return Concentration((), 0.0, None, 0, False)
+    shares = sorted(
+        (Share(k, w, w / total, counts.get(k, 0)) for k, w in weights.items() if w > 0),
+        key=lambda s: (-s.share, s.key),
+    )
+    hhi = sum(s.share * s.share for s in shares) * 10000.0
+    n50 = 0
+    acc = 0.0
+    for s in shares:
+        n50 += 1
+        acc += s.share
+        if acc >= 0.5 - 1e-12:
+            break
+    return Concentration(tuple(shares), hhi, shares[0], n50, hhi > high)
+
+
+def fleet_dune(devices: Iterable[DeviceDune], policy: DunePolicy) -> FleetDune:
+    """Fleet view: criticality-weighted DDI and per-layer concentration by jurisdiction/vendor."""
+    n = 0
+    wsum = 0.0
+    ddi_sum = 0.0
+    grades: dict[str, int] = dict.fromkeys(GRADES, 0)
+    comps = unknown = with_unknown = simulated = 0
+    lw: dict[str, float] = defaultdict(float)
+    ln: dict[str, int] = defaultdict(int)
+    le: dict[str, float] = defaultdict(float)
+    lunk: dict[str, float] = defaultdict(float)
+    lgrades: dict[str, dict[str, int]] = {name: dict.fromkeys(GRADES, 0) for name in LAYERS}
+    jw: dict[str, dict[str, float]] = {name: defaultdict(float) for name in LAYERS}
+    jc: dict[str, dict[str, int]] = {name: defaultdict(int) for name in LAYERS}
+    vw: dict[str, dict[str, float]] = {name: defaultdict(float) for name in LAYERS}
+    vc: dict[str, dict[str, int]] = {name: defaultdict(int) for name in LAYERS}
+    for d in devices:
+        n += 1
+        w = d.weight
+        wsum += w
+        ddi_sum += w * d.ddi
+        grades[d.grade] += 1
+        comps += d.components
+        unknown += d.unknown_suppliers
+        with_unknown += d.unknown_suppliers > 0
+        simulated += d.simulated
+        for layer in d.layers:
+            drv = layer.driver
+            if drv is None:
+                continue
+            name = layer.layer
+            lw[name] += w
+            ln[name] += 1
+            le[name] += w * layer.exposure
+            lgrades[name][layer.grade] += 1
+            jkey = drv.jurisdiction
+            vkey = drv.vendor
+            if drv.category == CAT_UNKNOWN:
+                lunk[name] += w
+            jw[name][jkey] += w
+            jc[name][jkey] += 1
+            vw[name][vkey] += w
+            vc[name][vkey] += 1
+    layers = []
+    for name in LAYERS:
+        total = lw.get(name, 0.0)
+        layers.append(
+            LayerFleet(
+                layer=name,
+                weight=policy.layer_weights[name],
+                devices=ln.get(name, 0),
+                absent=n - ln.get(name, 0),
+                exposure=le[name] / total if total > 0 else 0.0,
+                by_jurisdiction=concentration(jw[name], jc[name], policy.hhi_high),
+                by_vendor=concentration(vw[name], vc[name], policy.hhi_high),
+                unknown_share=lunk[name] / total if total > 0 else 0.0,
+                grades=tuple(lgrades[name].items()),
+            )
+        )
+    return FleetDune(
+        devices=n,
+        ddi=ddi_sum / wsum if wsum > 0 else 0.0,
+        weight=wsum,
+        grades=tuple(grades.items()),
+        layers=tuple(layers),
+        components=comps,
+        unknown_suppliers=unknown,
+        devices_with_unknown=with_unknown,
+        simulated=simulated,
+        home=policy.home_label,
+    )
+
+
+def rollup(
+    devices: Iterable[DeviceDune], tag: str, policy: DunePolicy
+) -> tuple[tuple[str, FleetDune], ...]:
+    """The fleet view per value of one tag (district, street, owner department, ...).
+
+    Devices without the tag form their own "(untagged)" group rather than vanishing.
+    """
+    groups: dict[str, list[DeviceDune]] = defaultdict(list)
+    for d in devices:
+        groups[d.tag(tag) or NO_TAG].append(d)
+    return tuple((key, fleet_dune(groups[key], policy)) for key in sorted(groups))
+
+
+def rank_devices(devices: Sequence[DeviceDune], limit: int | None = None) -> list[DeviceDune]:
+    """Devices by exposure, highest DDI first (weight breaks ties: critical devices first)."""
+    ranked = sorted(devices, key=lambda d: (-d.ddi, -d.weight, d.device_id))
+    return ranked if limit is None else ranked[:limit]
