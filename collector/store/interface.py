@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.envelope import Envelope
 from collector.errors import CollectorError
+
+if TYPE_CHECKING:
+    from collector.liveness import LivenessPolicy
 
 # Liveness states (collector/liveness.py decides the transitions).
 STATUS_UNKNOWN = "unknown"
@@ -217,6 +220,11 @@ class Store(Protocol):
         self, device_id: str | None = None, since: float | None = None
     ) -> list[Transition]: ...
 
+    def sweep_liveness(self, now: float, policy: LivenessPolicy | None = None) -> list[Transition]:
+        """Apply the silence rules (collector/liveness.py) to online/stale devices; store and
+        return the transitions."""
+        ...
+
     def record_transitions(self, transitions: Sequence[Transition]) -> None:
         """Store liveness changes decided outside `apply` (the periodic sweep)."""
         ...
@@ -227,6 +235,18 @@ class Store(Protocol):
 
     def status_counts(self) -> dict[str, int]:
         """Number of devices per liveness status (for metrics and `collector stats`)."""
+        ...
+
+    def reject_counts(self) -> dict[str, int]:
+        """Rejected messages per reason code since the database was created."""
+        ...
+
+    def unenrolled(self) -> list[str]:
+        """Agent devices that report without having been enrolled."""
+        ...
+
+    def rollup(self) -> int:
+        """Fold new raw health into the bucketed rollups; return the number of raw rows read."""
         ...
 
     def prune(self, now: float) -> int:

@@ -1,0 +1,144 @@
+"""Versioned schema migrations for the SQLite store; PRAGMA user_version is the version.
+
+Append a new step to MIGRATIONS to change the schema; never edit a released step.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
+    (
+        1,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+        CREATE TABLE devices (
+            device_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL DEFAULT 'unknown',
+            status_since REAL,
+            tags TEXT NOT NULL DEFAULT '{}',
+            first_seen REAL,
+            last_seen REAL,
+            source TEXT NOT NULL DEFAULT 'agent',
+            enrolled INTEGER NOT NULL DEFAULT 0,
+            simulated INTEGER NOT NULL DEFAULT 0,
+            criticality REAL,
+            agent_version TEXT,
+            interval REAL,
+            boot_id TEXT,
+            last_state_ts REAL,
+            poll_failures INTEGER NOT NULL DEFAULT 0,
+            vendor TEXT,
+            model TEXT,
+            firmware TEXT
+        );
+        CREATE INDEX idx_devices_status ON devices (status);
+        CREATE TABLE health_latest (
+            device_id TEXT PRIMARY KEY,
+            ts REAL NOT NULL,
+            received REAL NOT NULL,
+            boot_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE TABLE health (
+            id INTEGER PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            ts REAL NOT NULL,
+            received REAL NOT NULL,
+            boot_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE INDEX idx_health_device_ts ON health (device_id, ts);
+        CREATE INDEX idx_health_ts ON health (ts);
+        CREATE TABLE rollups (
+            device_id TEXT NOT NULL,
+            bucket REAL NOT NULL,
+            metric TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            min REAL NOT NULL,
+            max REAL NOT NULL,
+            sum REAL NOT NULL,
+            PRIMARY KEY (device_id, bucket, metric)
+        ) WITHOUT ROWID;
+        CREATE INDEX idx_rollups_bucket ON rollups (bucket);
+        CREATE TABLE inventory_snapshots (
+            hash TEXT PRIMARY KEY,
+            first_seen REAL NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE TABLE inventory_current (
+            device_id TEXT PRIMARY KEY,
+            hash TEXT NOT NULL,
+            ts REAL NOT NULL,
+            received REAL NOT NULL,
+            source TEXT NOT NULL DEFAULT 'agent'
+        );
+        CREATE TABLE inventory_history (
+            device_id TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            first_ts REAL NOT NULL,
+            last_ts REAL NOT NULL,
+            PRIMARY KEY (device_id, hash)
+        ) WITHOUT ROWID;
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            ts REAL NOT NULL,
+            received REAL NOT NULL,
+            boot_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE INDEX idx_events_device_ts ON events (device_id, ts);
+        CREATE TABLE streams (
+            device_id TEXT NOT NULL,
+            boot_id TEXT NOT NULL,
+            covered TEXT NOT NULL,
+            lost INTEGER NOT NULL DEFAULT 0,
+            max_seq INTEGER NOT NULL DEFAULT 0,
+            first_received REAL NOT NULL,
+            last_received REAL NOT NULL,
+            PRIMARY KEY (device_id, boot_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE ingest_stats (
+            device_id TEXT PRIMARY KEY,
+            accepted INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            duplicate INTEGER NOT NULL DEFAULT 0,
+            gap INTEGER NOT NULL DEFAULT 0,
+            dropped INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE transitions (
+            id INTEGER PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            ts REAL NOT NULL,
+            old TEXT NOT NULL,
+            new TEXT NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX idx_transitions_device_ts ON transitions (device_id, ts);
+        CREATE TABLE rejects (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            topic TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            device_id TEXT,
+            size INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE reject_counts (
+            reason TEXT PRIMARY KEY,
+            n INTEGER NOT NULL
+        );
+        CREATE TABLE polls (
+            device_id TEXT PRIMARY KEY,
+            ts REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        """,
+    ),
+)

@@ -1,0 +1,956 @@
+"""SQLite implementation of `Store`, through sqlite-utils, in WAL mode with versioned migrations.
+
+The hot path (`apply`) uses the connection's `executemany` inside one `BEGIN IMMEDIATE`
+transaction per batch: SQLite has one writer, so batching is what makes it fast, and taking the
+write lock first makes the read-modify-write of sequence state safe when several ingest worker
+processes share one database file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from agent.envelope import (
+    EVENT_DROP,
+    KIND_EVENT,
+    KIND_HEALTH,
+    KIND_INVENTORY,
+    KIND_STATE,
+    STATE_ONLINE,
+    Envelope,
+)
+from collector.liveness import REASON_REPORT, LivenessPolicy, on_poll, on_state
+from collector.store.interface import (
+    POLL_OK,
+    POLL_OUTCOMES,
+    SOURCE_AGENT,
+    SOURCE_SNMP,
+    STATUS_ONLINE,
+    STATUS_UNKNOWN,
+    STATUSES,
+    ApplyResult,
+    DeviceDetail,
+    DeviceSummary,
+    HealthPoint,
+    IngestStats,
+    Reject,
+    Rollup,
+    StoreBusyError,
+    StoreError,
+    StoreFullError,
+    Transition,
+)
+from collector.store.migrations import MIGRATIONS
+
+DAY = 86400.0
+# A stream keeps at most this many disjoint covered seq ranges; past it, the oldest hole is
+# written off as lost (a seq arriving for it later is counted as a duplicate).
+MAX_RANGES = 256
+_POLL_BOOT = "poll"
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def inventory_hash(body: Mapping[str, Any]) -> str:
+    """The agent's own hash when it sent one, else sha256 of the canonical JSON of the body."""
+    given = body.get("hash")
+    if isinstance(given, str) and given:
+        return given
+    rest = {k: v for k, v in body.items() if k != "hash"}
+    return hashlib.sha256(
+        json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+@dataclass
+class _Stream:
+    """Covered seqs of one (device, boot) as sorted disjoint [lo, hi] ranges, plus lost holes."""
+
+    ranges: list[list[int]] = field(default_factory=list)
+    lost: int = 0
+    first_received: float = 0.0
+    start_missing: int = 0
+
+    def contains(self, seq: int) -> bool:
+        for lo, hi in self.ranges:
+            if seq < lo:
+                return False
+            if seq <= hi:
+                return True
+        return False
+
+    def cover(self, lo: int, hi: int) -> int:
+        """Mark lo..hi covered; return how many of them were not covered before."""
+        new = hi - lo + 1
+        merged: list[list[int]] = []
+        placed = False
+        for a, b in self.ranges:
+            if b < lo - 1:
+                merged.append([a, b])
+            elif a > hi + 1:
+                if not placed:
+                    merged.append([lo, hi])
+                    placed = True
+                merged.append([a, b])
+            else:
+                overlap = min(b, hi) - max(a, lo) + 1
+                if overlap > 0:
+                    new -= overlap
+                lo, hi = min(a, lo), max(b, hi)
+        if not placed:
+            merged.append([lo, hi])
+        self.ranges = merged
+        while len(self.ranges) > MAX_RANGES:
+            first, second = self.ranges[0], self.ranges[1]
+            self.lost += second[0] - first[1] - 1
+            self.ranges[0:2] = [[first[0], second[1]]]
+        return new
+
+    @property
+    def max_seq(self) -> int:
+        return self.ranges[-1][1] if self.ranges else 0
+
+    def missing(self) -> int:
+        covered = sum(b - a + 1 for a, b in self.ranges)
+        return self.lost + self.max_seq - covered
+
+
+@dataclass
+class _Dev:
+    """A device's row as read at the start of a batch, then updated in memory."""
+
+    status: str = STATUS_UNKNOWN
+    status_since: float | None = None
+    enrolled: bool = False
+    last_state_ts: float | None = None
+    exists: bool = False
+    touched: bool = False
+    agent_version: str | None = None
+    interval: float | None = None
+    boot_id: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+
+
+class SqliteStore:
+    """The fleet database; one instance per process (each ingest worker opens its own)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        retention_days: float = 7.0,
+        rollup_bucket: float = 300.0,
+        rollup_retention_days: float = 400.0,
+        rejects_keep: int = 1000,
+        busy_timeout: float = 10.0,
+        liveness: LivenessPolicy | None = None,
+    ) -> None:
+        if retention_days <= 0 or rollup_retention_days <= 0:
+            raise StoreError("store: retention periods must be positive")
+        if rollup_bucket <= 0:
+            raise StoreError("store: rollup_bucket must be positive seconds")
+        if rejects_keep < 1:
+            raise StoreError("store: rejects_keep must be at least 1")
+        self.path = Path(path)
+        self.retention = retention_days * DAY
+        self.rollup_bucket = float(rollup_bucket)
+        self.rollup_retention = rollup_retention_days * DAY
+        self.rejects_keep = rejects_keep
+        self.liveness = liveness or LivenessPolicy()
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(
+                str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self.db = Database(self.conn)
+            self.db.enable_wal()
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._write():
+            version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+            for step, sql in MIGRATIONS:
+                if step > version:
+                    for stmt in sql.split(";"):
+                        if stmt.strip():
+                            self.conn.execute(stmt)
+                    self.conn.execute(f"PRAGMA user_version={step}")
+            latest = MIGRATIONS[-1][0]
+            if version > latest:
+                raise StoreError(
+                    f"{self.path}: database schema version {version} is newer than this "
+                    f"dunewatch ({latest})",
+                    tip="upgrade dunewatch or use another --db",
+                )
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with the write lock up front; rolled back on error."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, self.path) from None
+            raise
+
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def apply(self, envelopes: Sequence[Envelope], received: float) -> ApplyResult:
+        if not envelopes:
+            return ApplyResult()
+        with self._write():
+            return self._apply(envelopes, received)
+
+    def _load_devices(self, ids: set[str] | list[str]) -> dict[str, _Dev]:
+        out: dict[str, _Dev] = {}
+        q = "SELECT status, status_since, enrolled, last_state_ts FROM devices WHERE device_id = ?"
+        for dev_id in ids:
+            row = self.conn.execute(q, (dev_id,)).fetchone()
+            if row is None:
+                out[dev_id] = _Dev()
+            else:
+                out[dev_id] = _Dev(
+                    status=row[0],
+                    status_since=row[1],
+                    enrolled=bool(row[2]),
+                    last_state_ts=row[3],
+                    exists=True,
+                )
+        return out
+
+    def _apply(self, envelopes: Sequence[Envelope], received: float) -> ApplyResult:
+        conn = self.conn
+        devs = self._load_devices({e.device_id for e in envelopes})
+        streams: dict[tuple[str, str], _Stream] = {}
+        stats: dict[str, list[int]] = {}  # accepted, duplicate, dropped
+        health_rows: list[tuple[Any, ...]] = []
+        latest: dict[str, Envelope] = {}
+        inv_latest: dict[str, tuple[Envelope, str]] = {}
+        snapshots: dict[str, tuple[float, str]] = {}
+        inv_hist: dict[tuple[str, str], list[float]] = {}
+        event_rows: list[tuple[Any, ...]] = []
+        transitions: list[Transition] = []
+        accepted = duplicates = dropped = 0
+        sq = "SELECT covered, lost, first_received FROM streams WHERE device_id = ? AND boot_id = ?"
+
+        def move(dev_id: str, dev: _Dev, new: str, reason: str) -> None:
+            if dev.status != new:
+                transitions.append(Transition(dev_id, received, dev.status, new, reason))
+                dev.status, dev.status_since = new, received
+
+        for env in envelopes:
+            dev_id = env.device_id
+            dev = devs[dev_id]
+            st = stats.setdefault(dev_id, [0, 0, 0])
+            if env.seq > 0:
+                key = (dev_id, env.boot_id)
+                stream = streams.get(key)
+                if stream is None:
+                    row = conn.execute(sq, key).fetchone()
+                    if row is None:
+                        stream = _Stream(first_received=received)
+                    else:
+                        stream = _Stream(json.loads(row[0]), int(row[1]), float(row[2]))
+                    stream.start_missing = stream.missing()
+                    streams[key] = stream
+                if stream.contains(env.seq):
+                    st[1] += 1
+                    duplicates += 1
+                    continue
+                stream.cover(env.seq, env.seq)
+            elif dev.last_state_ts is not None and env.ts <= dev.last_state_ts:
+                st[1] += 1  # a state message we already applied (retained re-delivery)
+                duplicates += 1
+                continue
+            st[0] += 1
+            accepted += 1
+            dev.touched = True
+            body = env.body
+            kind = env.kind
+            if kind == KIND_HEALTH:
+                health_rows.append((dev_id, env.ts, received, env.boot_id, env.seq, _dumps(body)))
+                prev = latest.get(dev_id)
+                if prev is None or env.ts >= prev.ts:
+                    latest[dev_id] = env
+                iv = body.get("interval")
+                if isinstance(iv, (int, float)) and not isinstance(iv, bool):
+                    dev.interval = float(iv)
+                agent = body.get("agent")
+                if isinstance(agent, dict) and isinstance(agent.get("version"), str):
+                    dev.agent_version = agent["version"]
+            elif kind == KIND_INVENTORY:
+                h = inventory_hash(body)
+                if h not in snapshots:
+                    snapshots[h] = (received, _dumps(body))
+                span = inv_hist.setdefault((dev_id, h), [env.ts, env.ts])
+                span[0], span[1] = min(span[0], env.ts), max(span[1], env.ts)
+                prev_inv = inv_latest.get(dev_id)
+                if prev_inv is None or env.ts >= prev_inv[0].ts:
+                    inv_latest[dev_id] = (env, h)
+                    _summarize_inventory(dev, body)
+            elif kind == KIND_EVENT:
+                event_rows.append(
+                    (
+                        dev_id,
+                        env.ts,
+                        received,
+                        env.boot_id,
+                        env.seq,
+                        str(body.get("type")),
+                        _dumps(body),
+                    )
+                )
+                if body.get("type") == EVENT_DROP:
+                    first, last = int(body["first_seq"]), int(body["last_seq"])
+                    if 1 <= first <= last:
+                        n = streams[(dev_id, env.boot_id)].cover(first, last)
+                        st[2] += n
+                        dropped += n
+            if kind == KIND_STATE:
+                dev.last_state_ts = env.ts
+                dev.boot_id = env.boot_id
+                online = body.get("state") == STATE_ONLINE
+                if online:
+                    iv = body.get("interval")
+                    if isinstance(iv, (int, float)) and not isinstance(iv, bool) and iv > 0:
+                        dev.interval = float(iv)
+                    if isinstance(body.get("agent_version"), str):
+                        dev.agent_version = body["agent_version"]
+                new, reason = on_state(online, str(body.get("reason", "")))
+                move(dev_id, dev, new, reason)
+            else:
+                dev.boot_id = env.boot_id
+                # a report older than the last will/shutdown does not bring the device back
+                if dev.last_state_ts is None or env.ts > dev.last_state_ts:
+                    move(dev_id, dev, STATUS_ONLINE, REASON_REPORT)
+
+        if health_rows:
+            conn.executemany(
+                "INSERT INTO health (device_id, ts, received, boot_id, seq, body) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                health_rows,
+            )
+            conn.executemany(
+                "INSERT INTO health_latest (device_id, ts, received, boot_id, seq, body) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
+                "ts = excluded.ts, received = excluded.received, boot_id = excluded.boot_id, "
+                "seq = excluded.seq, body = excluded.body WHERE excluded.ts >= health_latest.ts",
+                [(d, e.ts, received, e.boot_id, e.seq, _dumps(e.body)) for d, e in latest.items()],
+            )
+        if inv_latest:
+            self._write_inventory(
+                snapshots,
+                [(d, h, e.ts) for d, (e, h) in inv_latest.items()],
+                [(d, h, span[0], span[1]) for (d, h), span in inv_hist.items()],
+                received,
+                SOURCE_AGENT,
+            )
+        if event_rows:
+            conn.executemany(
+                "INSERT INTO events (device_id, ts, received, boot_id, seq, type, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                event_rows,
+            )
+        gap_delta: dict[str, int] = {}
+        if streams:
+            rows = []
+            for (dev_id, boot), stream in streams.items():
+                gap_delta[dev_id] = (
+                    gap_delta.get(dev_id, 0) + stream.missing() - stream.start_missing
+                )
+                rows.append(
+                    (
+                        dev_id,
+                        boot,
+                        _dumps(stream.ranges),
+                        stream.lost,
+                        stream.max_seq,
+                        stream.first_received,
+                        received,
+                    )
+                )
+            conn.executemany(
+                "INSERT INTO streams (device_id, boot_id, covered, lost, max_seq, "
+                "first_received, last_received) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (device_id, boot_id) DO UPDATE SET covered = excluded.covered, "
+                "lost = excluded.lost, max_seq = excluded.max_seq, "
+                "last_received = excluded.last_received",
+                rows,
+            )
+        unenrolled = tuple(d for d, dev in devs.items() if not dev.exists and dev.touched)
+        conn.executemany(
+            "INSERT INTO devices (device_id, status, status_since, first_seen, last_seen, source, "
+            "agent_version, interval, boot_id, last_state_ts, vendor, model, firmware) "
+            "VALUES (?, ?, ?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET status = excluded.status, "
+            "status_since = excluded.status_since, "
+            "first_seen = coalesce(devices.first_seen, excluded.first_seen), "
+            "last_seen = excluded.last_seen, "
+            "agent_version = coalesce(excluded.agent_version, devices.agent_version), "
+            "interval = coalesce(excluded.interval, devices.interval), "
+            "boot_id = coalesce(excluded.boot_id, devices.boot_id), "
+            "last_state_ts = coalesce(excluded.last_state_ts, devices.last_state_ts), "
+            "vendor = coalesce(excluded.vendor, devices.vendor), "
+            "model = coalesce(excluded.model, devices.model), "
+            "firmware = coalesce(excluded.firmware, devices.firmware)",
+            [
+                (
+                    d,
+                    dev.status,
+                    dev.status_since,
+                    received,
+                    received,
+                    dev.agent_version,
+                    dev.interval,
+                    dev.boot_id,
+                    dev.last_state_ts,
+                    dev.vendor,
+                    dev.model,
+                    dev.firmware,
+                )
+                for d, dev in devs.items()
+                if dev.touched
+            ],
+        )
+        gaps = sum(gap_delta.values())
+        conn.executemany(
+            "INSERT INTO ingest_stats (device_id, accepted, duplicate, gap, dropped) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
+            "accepted = accepted + excluded.accepted, duplicate = duplicate + excluded.duplicate, "
+            "gap = gap + excluded.gap, dropped = dropped + excluded.dropped",
+            [(d, s[0], s[1], gap_delta.get(d, 0), s[2]) for d, s in stats.items()],
+        )
+        self._insert_transitions(transitions)
+        return ApplyResult(
+            accepted=accepted,
+            duplicates=duplicates,
+            gaps=gaps,
+            dropped=dropped,
+            unenrolled=unenrolled,
+            transitions=tuple(transitions),
+        )
+
+    def _write_inventory(
+        self,
+        snapshots: Mapping[str, tuple[float, str]],
+        current: Sequence[tuple[str, str, float]],
+        history: Sequence[tuple[str, str, float, float]],
+        received: float,
+        source: str,
+    ) -> None:
+        conn = self.conn
+        conn.executemany(
+            "INSERT OR IGNORE INTO inventory_snapshots (hash, first_seen, body) VALUES (?, ?, ?)",
+            [(h, t, b) for h, (t, b) in snapshots.items()],
+        )
+        conn.executemany(
+            "INSERT INTO inventory_current (device_id, hash, ts, received, source) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET hash = excluded.hash, "
+            "ts = excluded.ts, received = excluded.received, source = excluded.source "
+            "WHERE excluded.ts >= inventory_current.ts",
+            [(d, h, ts, received, source) for d, h, ts in current],
+        )
+        conn.executemany(
+            "INSERT INTO inventory_history (device_id, hash, first_ts, last_ts) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (device_id, hash) DO UPDATE SET "
+            "first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)",
+            history,
+        )
+
+    def _insert_transitions(self, transitions: Sequence[Transition]) -> None:
+        if transitions:
+            self.conn.executemany(
+                "INSERT INTO transitions (device_id, ts, old, new, reason) VALUES (?, ?, ?, ?, ?)",
+                [(t.device_id, t.ts, t.old, t.new, t.reason) for t in transitions],
+            )
+
+    def record_transitions(self, transitions: Sequence[Transition]) -> None:
+        with self._write():
+            for t in transitions:
+                self.conn.execute(
+                    "UPDATE devices SET status = ?, status_since = ? WHERE device_id = ?",
+                    (t.new, t.ts, t.device_id),
+                )
+            self._insert_transitions(transitions)
+
+    def record_rejects(self, rejects: Sequence[Reject]) -> None:
+        if not rejects:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO rejects (ts, topic, reason, detail, device_id, size) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.ts, r.topic, r.reason, r.detail[:500], r.device_id, r.size) for r in rejects],
+            )
+            counts: dict[str, int] = {}
+            per_dev: dict[str, int] = {}
+            for r in rejects:
+                counts[r.reason] = counts.get(r.reason, 0) + 1
+                if r.device_id:
+                    per_dev[r.device_id] = per_dev.get(r.device_id, 0) + 1
+            conn.executemany(
+                "INSERT INTO reject_counts (reason, n) VALUES (?, ?) "
+                "ON CONFLICT (reason) DO UPDATE SET n = n + excluded.n",
+                list(counts.items()),
+            )
+            conn.executemany(
+                "INSERT INTO ingest_stats (device_id, rejected) VALUES (?, ?) "
+                "ON CONFLICT (device_id) DO UPDATE SET rejected = rejected + excluded.rejected",
+                list(per_dev.items()),
+            )
+            conn.execute(
+                "DELETE FROM rejects WHERE id <= (SELECT max(id) FROM rejects) - ?",
+                (self.rejects_keep,),
+            )
+
+    def recent_rejects(self, limit: int = 100) -> list[Reject]:
+        rows = self.conn.execute(
+            "SELECT ts, topic, reason, detail, device_id, size FROM rejects "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [Reject(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def reject_counts(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT reason, n FROM reject_counts ORDER BY reason"))
+
+    def record_poll(
+        self,
+        device_id: str,
+        ts: float,
+        outcome: str,
+        *,
+        health: Mapping[str, Any] | None = None,
+        inventory: Mapping[str, Any] | None = None,
+        detail: str = "",
+    ) -> None:
+        if outcome not in POLL_OUTCOMES:
+            raise StoreError(
+                f"record_poll({device_id}): outcome {outcome!r} is not one of "
+                f"{', '.join(POLL_OUTCOMES)}"
+            )
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT status, poll_failures FROM devices WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO devices (device_id, source, first_seen) VALUES (?, ?, ?)",
+                    (device_id, SOURCE_SNMP, ts),
+                )
+                status, failures = STATUS_UNKNOWN, 0
+            else:
+                status, failures = row[0], int(row[1])
+            ok = outcome == POLL_OK
+            failures = 0 if ok else failures + 1
+            new, reason = on_poll(ok, failures, self.liveness)
+            dev = _Dev()
+            if inventory is not None:
+                h = inventory_hash(inventory)
+                self._write_inventory(
+                    {h: (ts, _dumps(inventory))},
+                    [(device_id, h, ts)],
+                    [(device_id, h, ts, ts)],
+                    ts,
+                    str(inventory.get("source", SOURCE_SNMP)),
+                )
+                _summarize_inventory(dev, inventory)
+            if health is not None:
+                body = _dumps(health)
+                conn.execute(
+                    "INSERT INTO health (device_id, ts, received, boot_id, seq, body) "
+                    "VALUES (?, ?, ?, ?, 0, ?)",
+                    (device_id, ts, ts, _POLL_BOOT, body),
+                )
+                conn.execute(
+                    "INSERT INTO health_latest (device_id, ts, received, boot_id, seq, body) "
+                    "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (device_id) DO UPDATE SET "
+                    "ts = excluded.ts, received = excluded.received, boot_id = excluded.boot_id, "
+                    "seq = 0, body = excluded.body WHERE excluded.ts >= health_latest.ts",
+                    (device_id, ts, ts, _POLL_BOOT, body),
+                )
+            conn.execute(
+                "INSERT INTO polls (device_id, ts, outcome, detail) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, "
+                "outcome = excluded.outcome, detail = excluded.detail",
+                (device_id, ts, outcome, detail[:500]),
+            )
+            conn.execute(
+                "UPDATE devices SET poll_failures = ?, "
+                "last_seen = CASE WHEN ? THEN max(coalesce(last_seen, 0), ?) ELSE last_seen END, "
+                "vendor = coalesce(?, vendor), model = coalesce(?, model), "
+                "firmware = coalesce(?, firmware) WHERE device_id = ?",
+                (failures, ok, ts, dev.vendor, dev.model, dev.firmware, device_id),
+            )
+            if ok:
+                conn.execute(
+                    "INSERT INTO ingest_stats (device_id, accepted) VALUES (?, 1) "
+                    "ON CONFLICT (device_id) DO UPDATE SET accepted = accepted + 1",
+                    (device_id,),
+                )
+            if new != status:
+                conn.execute(
+                    "UPDATE devices SET status = ?, status_since = ? WHERE device_id = ?",
+                    (new, ts, device_id),
+                )
+                self._insert_transitions([Transition(device_id, ts, status, new, reason)])
+
+    def ensure_device(
+        self,
+        device_id: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        enrolled: bool = False,
+        source: str = SOURCE_AGENT,
+        simulated: bool = False,
+        criticality: float | None = None,
+        interval: float | None = None,
+    ) -> None:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT tags FROM devices WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            merged = json.loads(row[0]) if row else {}
+            merged.update(tags or {})
+            if row is None:
+                conn.execute(
+                    "INSERT INTO devices (device_id, tags, enrolled, source, simulated, "
+                    "criticality, interval) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        device_id,
+                        _dumps(merged),
+                        int(enrolled),
+                        source,
+                        int(simulated),
+                        criticality,
+                        interval,
+                    ),
+                )
+            else:
+                conn.execute(
+                    "UPDATE devices SET tags = ?, enrolled = max(enrolled, ?), source = ?, "
+                    "simulated = max(simulated, ?), criticality = coalesce(?, criticality), "
+                    "interval = coalesce(?, interval) WHERE device_id = ?",
+                    (
+                        _dumps(merged),
+                        int(enrolled),
+                        source,
+                        int(simulated),
+                        criticality,
+                        interval,
+                        device_id,
+                    ),
+                )
+
+    def sweep_liveness(self, now: float, policy: LivenessPolicy | None = None) -> list[Transition]:
+        """Apply the silence rules to every online/stale device; store and return transitions."""
+        pol = policy or self.liveness
+        out: list[Transition] = []
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT device_id, status, last_seen, interval FROM devices "
+                "WHERE status IN ('online', 'stale') AND last_seen IS NOT NULL "
+                "AND last_seen < ? - ? * coalesce(interval, ?)",
+                (now, pol.stale_after, pol.default_interval),
+            ).fetchall()
+            for dev_id, status, last_seen, interval in rows:
+                new = pol.by_age(status, now - last_seen, interval)
+                if new != status:
+                    iv = interval if interval and interval > 0 else pol.default_interval
+                    k = pol.offline_after if new == "offline" else pol.stale_after
+                    when = min(now, last_seen + k * iv)
+                    out.append(Transition(dev_id, when, status, new, "silent"))
+            for t in out:
+                conn.execute(
+                    "UPDATE devices SET status = ?, status_since = ? WHERE device_id = ?",
+                    (t.new, t.ts, t.device_id),
+                )
+            self._insert_transitions(out)
+        return out
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def rollup(self) -> int:
+        """Fold raw health rows not yet rolled up into bucketed min/avg/max; return rows read."""
+        with self._write() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'rolled_id'").fetchone()
+            lo = int(row[0]) if row else 0
+            hi = int(conn.execute("SELECT coalesce(max(id), 0) FROM health").fetchone()[0])
+            if hi <= lo:
+                return 0
+            b = self.rollup_bucket
+            src = "FROM health h WHERE h.id > :lo AND h.id <= :hi"
+            bucket = "CAST(h.ts / :b AS INTEGER) * :b"
+            parts = [
+                f"SELECT h.device_id AS d, {bucket} AS bk, '{name}' AS m, "
+                f"json_extract(h.body, '{path}') AS v {src}"
+                for name, path in _ROLLUP_SCALARS
+            ]
+            parts.append(
+                f"SELECT h.device_id, {bucket}, 'disk.' || j.key || '.pct', "
+                f"json_extract(j.value, '$.pct') FROM health h, json_each(h.body, '$.disk') j "
+                "WHERE h.id > :lo AND h.id <= :hi AND json_type(h.body, '$.disk') = 'object' "
+                "AND j.type = 'object'"
+            )
+            parts.append(
+                f"SELECT h.device_id, {bucket}, 'temp.' || j.key, j.value "
+                "FROM health h, json_each(h.body, '$.temp') j "
+                "WHERE h.id > :lo AND h.id <= :hi AND json_type(h.body, '$.temp') = 'object'"
+            )
+            conn.execute(
+                "INSERT INTO rollups (device_id, bucket, metric, n, min, max, sum) "
+                "SELECT d, bk, m, count(v), min(v), max(v), sum(v) FROM ("
+                + " UNION ALL ".join(parts)
+                + ") WHERE typeof(v) IN ('integer', 'real') GROUP BY d, bk, m "
+                "ON CONFLICT (device_id, bucket, metric) DO UPDATE SET n = n + excluded.n, "
+                "min = min(rollups.min, excluded.min), max = max(rollups.max, excluded.max), "
+                "sum = rollups.sum + excluded.sum",
+                {"lo": lo, "hi": hi, "b": b},
+            )
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('rolled_id', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(hi),),
+            )
+            return hi - lo
+
+    def prune(self, now: float) -> int:
+        """Roll up, then drop raw health past retention and rollups past theirs."""
+        self.rollup()
+        with self._write() as conn:
+            cur = conn.execute(
+                "DELETE FROM health WHERE ts < ? AND id <= "
+                "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rolled_id')",
+                (now - self.retention,),
+            )
+            removed = cur.rowcount
+            conn.execute("DELETE FROM rollups WHERE bucket < ?", (now - self.rollup_retention,))
+            conn.execute("DELETE FROM events WHERE ts < ?", (now - self.retention,))
+            conn.execute("DELETE FROM streams WHERE last_received < ?", (now - self.retention,))
+        return int(removed)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    _SUMMARY_COLS = (
+        "device_id, status, tags, last_seen, first_seen, source, enrolled, simulated, "
+        "criticality, agent_version, interval, vendor, model, firmware, status_since"
+    )
+
+    @staticmethod
+    def _summary(row: Sequence[Any]) -> DeviceSummary:
+        return DeviceSummary(
+            device_id=row[0],
+            status=row[1],
+            tags=json.loads(row[2]),
+            last_seen=row[3],
+            first_seen=row[4],
+            source=row[5],
+            enrolled=bool(row[6]),
+            simulated=bool(row[7]),
+            criticality=row[8],
+            agent_version=row[9],
+            interval=row[10],
+            vendor=row[11],
+            model=row[12],
+            firmware=row[13],
+            status_since=row[14],
+        )
+
+    def devices(
+        self, *, status: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> list[DeviceSummary]:
+        if status is not None and status not in STATUSES:
+            raise StoreError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        for k, v in (tags or {}).items():
+            where.append("json_extract(tags, ?) = ?")
+            params += ['$."' + k.replace('"', '""') + '"', v]
+        sql = f"SELECT {self._SUMMARY_COLS} FROM devices"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY device_id"
+        return [self._summary(r) for r in self.conn.execute(sql, params)]
+
+    def device(self, device_id: str) -> DeviceDetail | None:
+        row = self.conn.execute(
+            f"SELECT {self._SUMMARY_COLS}, boot_id FROM devices WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        h = self.conn.execute(
+            "SELECT ts, body FROM health_latest WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        inv = self.conn.execute(
+            "SELECT c.hash, c.ts, s.body FROM inventory_current c "
+            "JOIN inventory_snapshots s ON s.hash = c.hash WHERE c.device_id = ?",
+            (device_id,),
+        ).fetchone()
+        poll = self.conn.execute(
+            "SELECT ts, outcome, detail FROM polls WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        trans = self.transitions(device_id)[-20:]
+        return DeviceDetail(
+            summary=self._summary(row),
+            latest_health=json.loads(h[1]) if h else None,
+            health_ts=h[0] if h else None,
+            inventory=json.loads(inv[2]) if inv else None,
+            inventory_hash=inv[0] if inv else None,
+            inventory_ts=inv[1] if inv else None,
+            stats=self.ingest_stats(device_id),
+            transitions=tuple(trans),
+            boot_id=row[15],
+            last_poll={"ts": poll[0], "outcome": poll[1], "detail": poll[2]} if poll else None,
+        )
+
+    def current_inventory(self, device_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT s.body FROM inventory_current c JOIN inventory_snapshots s "
+            "ON s.hash = c.hash WHERE c.device_id = ?",
+            (device_id,),
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def latest_health(self, device_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT body FROM health_latest WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def health_history(
+        self, device_id: str, since: float, until: float | None = None
+    ) -> list[HealthPoint]:
+        rows = self.conn.execute(
+            "SELECT device_id, ts, boot_id, seq, body FROM health "
+            "WHERE device_id = ? AND ts >= ? AND ts <= ? ORDER BY ts, seq",
+            (device_id, since, until if until is not None else float("inf")),
+        )
+        return [HealthPoint(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def rollups(self, device_id: str, since: float) -> list[Rollup]:
+        rows = self.conn.execute(
+            "SELECT device_id, bucket, metric, n, min, sum, max FROM rollups "
+            "WHERE device_id = ? AND bucket >= ? ORDER BY bucket, metric",
+            (device_id, since),
+        )
+        return [Rollup(r[0], r[1], r[2], r[3], r[4], r[5] / r[3], r[6]) for r in rows]
+
+    def transitions(
+        self, device_id: str | None = None, since: float | None = None
+    ) -> list[Transition]:
+        where: list[str] = []
+        params: list[Any] = []
+        if device_id is not None:
+            where.append("device_id = ?")
+            params.append(device_id)
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(since)
+        sql = "SELECT device_id, ts, old, new, reason FROM transitions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY ts, id"
+        return [Transition(*r) for r in self.conn.execute(sql, params)]
+
+    def ingest_stats(self, device_id: str | None = None) -> IngestStats:
+        cols = "sum(accepted), sum(rejected), sum(duplicate), sum(gap), sum(dropped)"
+        if device_id is None:
+            row = self.conn.execute(f"SELECT {cols} FROM ingest_stats").fetchone()
+        else:
+            row = self.conn.execute(
+                f"SELECT {cols} FROM ingest_stats WHERE device_id = ?", (device_id,)
+            ).fetchone()
+        vals = [int(v or 0) for v in row]
+        return IngestStats(device_id, *vals)
+
+    def status_counts(self) -> dict[str, int]:
+        counts = {s: 0 for s in STATUSES}
+        for status, n in self.conn.execute("SELECT status, count(*) FROM devices GROUP BY 1"):
+            counts[status] = int(n)
+        return counts
+
+    def unenrolled(self) -> list[str]:
+        """Agent devices that report without having been enrolled (flagged in `devices`)."""
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT device_id FROM devices WHERE enrolled = 0 AND source = 'agent' "
+                "AND last_seen IS NOT NULL ORDER BY device_id"
+            )
+        ]
+
+
+_ROLLUP_SCALARS: tuple[tuple[str, str], ...] = (
+    ("cpu.pct", "$.cpu.pct"),
+    ("cpu.load1", "$.cpu.load1"),
+    ("mem.pct", "$.mem.pct"),
+    ("mem.swap_pct", "$.mem.swap_pct"),
+    ("procs", "$.procs"),
+    ("agent.rss", "$.agent.rss"),
+)
+
+
+def _summarize_inventory(dev: _Dev, body: Mapping[str, Any]) -> None:
+    hw = body.get("hardware")
+    if isinstance(hw, dict):
+        if isinstance(hw.get("vendor"), str):
+            dev.vendor = hw["vendor"]
+        if isinstance(hw.get("model"), str):
+            dev.model = hw["model"]
+    agent = body.get("agent")
+    if isinstance(agent, dict) and isinstance(agent.get("version"), str):
+        dev.agent_version = agent["version"]
+    fw = body.get("firmware")
+    if isinstance(fw, dict) and isinstance(fw.get("version"), str):
+        dev.firmware = fw["version"]
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
+    msg = str(exc)
+    if "locked" in msg or "busy" in msg:
+        return StoreBusyError(
+            f"{path}: database is locked by another process ({msg})",
+            tip="another program holds a write lock; ingest retries the batch",
+        )
+    if "full" in msg:
+        return StoreFullError(
+            f"{path}: database or disk is full ({msg}); the batch was not stored",
+            tip="free disk space; ingest resumes and the broker keeps unacknowledged messages",
+        )
+    return StoreError(f"{path}: {msg}")
