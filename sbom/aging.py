@@ -1,0 +1,428 @@
+"""Aging analysis (DESIGN §7): hardware age, firmware age, end of life, capacity saturation.
+
+One call per device, `assess_device`, gives everything the aging report and the alert rules need,
+as a frozen value. Knowledge-base lookups go through the small `AgingKnowledge` protocol (vendor
+model catalogue, latest firmware, asset register), so the function also works with no knowledge
+base at all (`kb=None`) on what the SBOM already carries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sbom.dune import months_between, parse_date
+from sbom.model import LAYER_FIRMWARE, DeviceBom
+from sbom.policy import DunePolicy
+
+HW_OK = "ok"
+HW_APPROACHING = "approaching"  # less than policy.service_life_warn_years left
+HW_PAST = "past"  # beyond the expected service life
+HW_UNKNOWN = "unknown"
+
+SATURATION_METRICS = ("cpu", "mem", "disk")
+
+
+# --- what aging reads from the knowledge base (firmware_db satisfies it structurally) ---------
+
+
+class ModelInfo(Protocol):
+    @property
+    def end_of_sale(self) -> str | None: ...
+    @property
+    def end_of_support(self) -> str | None: ...
+    @property
+    def end_of_life(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+
+
+class ReleaseInfo(Protocol):
+    @property
+    def version(self) -> str: ...
+    @property
+    def release_date(self) -> str | None: ...
+
+
+class AssetInfo(Protocol):
+    @property
+    def install_date(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+
+
+class AgingKnowledge(Protocol):
+    def device_model(self, vendor: str, model: str) -> ModelInfo | None: ...
+    def latest_firmware(self, vendor: str, model: str) -> ReleaseInfo | None: ...
+    def asset(self, device_id: str) -> AssetInfo | None: ...
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Health figures at one time; None where the report had no such section."""
+
+    ts: float
+    cpu: float | None = None
+    mem: float | None = None
+    disk: float | None = None  # the fullest mount
+
+    @classmethod
+    def from_body(cls, ts: float, body: Mapping[str, Any]) -> Sample:
+        """From a health body of the wire contract (docs/protocol.md)."""
+
+        def pct(section: object) -> float | None:
+            if isinstance(section, Mapping):
+                v = section.get("pct")
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    return float(v)
+            return None
+
+        disks = body.get("disk")
+        disk_pcts = (
+            [p for p in (pct(v) for v in disks.values()) if p is not None]
+            if isinstance(disks, Mapping)
+            else []
+        )
+        return cls(ts, pct(body.get("cpu")), pct(body.get("mem")), max(disk_pcts, default=None))
+
+    def value(self, metric: str) -> float | None:
+        v: float | None = getattr(self, metric)
+        return v
+
+
+@dataclass(frozen=True)
+class HardwareAge:
+    installed: str | None  # ISO date
+    installed_source: str  # "asset register", "first seen", or "unknown"
+    age_years: float | None
+    service_life_years: float
+    remaining_years: float | None
+    status: str  # HW_*
+
+
+@dataclass(frozen=True)
+class FirmwareAge:
+    version: str | None
+    release_date: str | None
+    age_days: int | None
+    latest: str | None
+    latest_release_date: str | None
+    versions_behind: int | None
+    outdated: bool  # a newer release exists
+    stale: bool  # nothing newer, and the installed release is older than the policy allows
+    reason: str
+
+
+@dataclass(frozen=True)
+class LifecycleFinding:
+    """A component (or the device model itself, layer 'device') with an end-of-life date."""
+
+    name: str
+    version: str | None
+    layer: str
+    status: str  # eol | approaching_eol
+    eol: str | None
+    days_left: int | None  # negative: days since end of life
+    source: str | None
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    what: str  # "model" (more kinds later)
+    name: str
+    since: str | None
+    reason: str
+    source: str | None
+
+
+@dataclass(frozen=True)
+class SaturationFinding:
+    """A metric at or above its threshold continuously for at least the policy window."""
+
+    metric: str
+    threshold: float
+    start: float
+    end: float
+    duration_s: float
+    mean: float
+    peak: float
+    ongoing: bool  # the run reaches the latest sample
+
+
+@dataclass(frozen=True)
+class AgingAssessment:
+    device_id: str
+    hardware: HardwareAge
+    firmware: FirmwareAge | None
+    eol: tuple[LifecycleFinding, ...]
+    approaching: tuple[LifecycleFinding, ...]
+    unsupported: tuple[Unsupported, ...]
+    saturation: tuple[SaturationFinding, ...]
+    simulated: bool = False
+
+    @property
+    def firmware_outdated(self) -> bool:
+        return self.firmware is not None and (self.firmware.outdated or self.firmware.stale)
+
+    @property
+    def findings(self) -> int:
+        hw = self.hardware.status in (HW_PAST, HW_APPROACHING)
+        return (
+            len(self.eol)
+            + len(self.approaching)
+            + len(self.unsupported)
+            + len(self.saturation)
+            + int(self.firmware_outdated)
+            + int(hw)
+        )
+
+
+@dataclass(frozen=True)
+class AgingSummary:
+    devices: int
+    hardware: tuple[tuple[str, int], ...]  # HW_* -> devices
+    firmware_outdated: int
+    firmware_stale: int
+    with_eol: int
+    with_approaching: int
+    unsupported: int
+    saturated: int
+    timeline: tuple[tuple[str, str, str, str], ...]  # (date, device, name, status), by date
+
+
+# --- analysis ----------------------------------------------------------------------------------
+
+
+def hardware_age(
+    device_class: str | None,
+    installed: dt.date | None,
+    installed_source: str,
+    today: dt.date,
+    policy: DunePolicy,
+) -> HardwareAge:
+    life = policy.service_life(device_class)
+    if installed is None:
+        return HardwareAge(None, "unknown", None, life, None, HW_UNKNOWN)
+    age = max(0.0, (today - installed).days / 365.25)
+    remaining = life - age
+    if remaining <= 0:
+        status = HW_PAST
+    elif remaining < policy.service_life_warn_years:
+        status = HW_APPROACHING
+    else:
+        status = HW_OK
+    return HardwareAge(installed.isoformat(), installed_source, age, life, remaining, status)
+
+
+def _run_finding(
+    metric: str, threshold: float, run: list[tuple[float, float]], window: float, last_ts: float
+) -> SaturationFinding | None:
+    if len(run) < 2 or run[-1][0] - run[0][0] < window:
+        return None
+    values = [v for _, v in run]
+    start, end = run[0][0], run[-1][0]
+    return SaturationFinding(
+        metric, threshold, start, end, end - start, statistics.fmean(values), max(values),
+        end == last_ts,
+    )  # fmt: skip
+
+
+def find_saturation(samples: Sequence[Sample], policy: DunePolicy) -> tuple[SaturationFinding, ...]:
+    """Longest run per metric at or above its threshold lasting at least the window.
+
+    A gap between reports longer than half the window breaks a run: a device that was silent
+    cannot be shown to have been saturated meanwhile.
+    """
+    window = policy.saturation_window_s
+    max_gap = window / 2
+    ordered = sorted(samples, key=lambda s: s.ts)
+    found: list[SaturationFinding] = []
+    last_ts = ordered[-1].ts if ordered else 0.0
+    for metric in SATURATION_METRICS:
+        threshold = policy.saturation_pct[metric]
+        best: SaturationFinding | None = None
+        run: list[tuple[float, float]] = []
+
+        for s in ordered:
+            v = s.value(metric)
+            if v is None:
+                continue  # the section was missing in that report: neither breaks nor extends
+            if v >= threshold and (not run or s.ts - run[-1][0] <= max_gap):
+                run.append((s.ts, v))
+                continue
+            cand = _run_finding(metric, threshold, run, window, last_ts)
+            if cand is not None and (best is None or cand.duration_s > best.duration_s):
+                best = cand
+            run = [(s.ts, v)] if v >= threshold else []
+        cand = _run_finding(metric, threshold, run, window, last_ts)
+        if cand is not None and (best is None or cand.duration_s > best.duration_s):
+            best = cand
+        if best is not None:
+            found.append(best)
+    return tuple(found)
+
+
+def _samples(points: Iterable[Any]) -> list[Sample]:
+    out: list[Sample] = []
+    for p in points:
+        out.append(p if isinstance(p, Sample) else Sample.from_body(float(p.ts), p.body))
+    return out
+
+
+def assess_device(
+    bom: DeviceBom,
+    kb: AgingKnowledge | None,
+    health_points: Iterable[Any],
+    today: dt.date,
+    *,
+    policy: DunePolicy | None = None,
+    first_seen: float | None = None,
+) -> AgingAssessment:
+    """Everything aging about one device.
+
+    health_points: `Sample` values or anything with `.ts` and a wire-contract `.body`
+    (e.g. the store's HealthPoint). first_seen: UNIX time the collector first saw the device,
+    used for hardware age when the asset register has no install date.
+    """
+    pol = policy or DunePolicy()
+    dev = bom.device
+
+    # hardware age: the asset register first, else first seen
+    installed: dt.date | None = None
+    installed_source = "unknown"
+    asset = kb.asset(dev.device_id) if kb is not None else None
+    if asset is not None and parse_date(asset.install_date) is not None:
+        installed = parse_date(asset.install_date)
+        installed_source = f"asset register ({asset.source})" if asset.source else "asset register"
+    elif first_seen is not None:
+        installed = dt.datetime.fromtimestamp(first_seen, dt.UTC).date()
+        installed_source = "first seen"
+    hardware = hardware_age(dev.device_class, installed, installed_source, today, pol)
+
+    # components past or near end of life
+    eol: list[LifecycleFinding] = []
+    approaching: list[LifecycleFinding] = []
+    for comp in bom.components:
+        lc = comp.lifecycle
+        date = parse_date(lc.eol)
+        days = (date - today).days if date is not None else None
+        if lc.status == "eol" or (days is not None and days <= 0):
+            status = "eol"
+        elif (days is not None and days <= pol.eol_approaching_days) or (
+            lc.status == "approaching_eol"
+        ):
+            status = "approaching_eol"
+        else:
+            continue
+        finding = LifecycleFinding(
+            comp.name, comp.version, comp.layer, status, lc.eol, days, lc.source
+        )
+        (eol if status == "eol" else approaching).append(finding)
+
+    # the device model itself (vendor catalogue)
+    unsupported: list[Unsupported] = []
+    model = None
+    if kb is not None and dev.vendor and dev.model:
+        model = kb.device_model(dev.vendor, dev.model)
+    if model is not None:
+        end = model.end_of_life or model.end_of_support
+        end_date = parse_date(end)
+        name = f"{dev.vendor} {dev.model}"
+        if end_date is not None:
+            days = (end_date - today).days
+            if days <= 0:
+                which = "end of life" if model.end_of_life else "end of support"
+                unsupported.append(Unsupported("model", name, end, f"{which} {end}", model.source))
+                eol.append(LifecycleFinding(name, None, "device", "eol", end, days, model.source))
+            elif days <= pol.eol_approaching_days:
+                approaching.append(
+                    LifecycleFinding(
+                        name, None, "device", "approaching_eol", end, days, model.source
+                    )
+                )
+
+    firmware = _firmware_age(bom, kb, today, pol)
+    saturation = find_saturation(_samples(health_points), pol)
+    return AgingAssessment(
+        device_id=dev.device_id,
+        hardware=hardware,
+        firmware=firmware,
+        eol=tuple(sorted(eol, key=lambda f: (f.eol or "", f.name))),
+        approaching=tuple(sorted(approaching, key=lambda f: (f.eol or "", f.name))),
+        unsupported=tuple(unsupported),
+        saturation=saturation,
+        simulated=dev.simulated,
+    )
+
+
+def _firmware_age(
+    bom: DeviceBom, kb: AgingKnowledge | None, today: dt.date, pol: DunePolicy
+) -> FirmwareAge | None:
+    dev = bom.device
+    fw = next((c for c in bom.components if c.layer == LAYER_FIRMWARE), None)
+    version = dev.firmware_version or (fw.version if fw is not None else None)
+    if version is None and fw is None:
+        return None
+    released = parse_date(dev.firmware_release_date)
+    latest = fw.lifecycle.latest if fw is not None else None
+    behind = fw.lifecycle.versions_behind if fw is not None else None
+    latest_date: str | None = None
+    if kb is not None and dev.vendor and dev.model:
+        rel = kb.latest_firmware(dev.vendor, dev.model)
+        if rel is not None:
+            latest = latest or rel.version
+            latest_date = rel.release_date
+            if behind is None and version is not None:
+                behind = 0 if rel.version == version else None
+    if behind is not None:  # the lifecycle's count is authoritative when present
+        outdated = behind > 0
+    else:
+        outdated = latest is not None and version is not None and latest != version
+    age_days = (today - released).days if released is not None else None
+    stale = (
+        not outdated
+        and released is not None
+        and months_between(released, today) > pol.stale_firmware_months
+    )
+    if stale:
+        reason = f"no firmware since {released} (> {pol.stale_firmware_months} months)"
+    elif outdated:
+        reason = f"{behind if behind else 'a'} newer release{'s' if (behind or 1) > 1 else ''}"
+        reason += f" (latest {latest})" if latest else ""
+    else:
+        reason = "current" if latest or behind == 0 else "no release data"
+    return FirmwareAge(
+        version, released.isoformat() if released else None, age_days, latest, latest_date,
+        behind, outdated, stale, reason,
+    )  # fmt: skip
+
+
+def summarize(assessments: Iterable[AgingAssessment]) -> AgingSummary:
+    """Fleet counts and the end-of-life timeline (past and coming dates, oldest first)."""
+    n = 0
+    hw = dict.fromkeys((HW_OK, HW_APPROACHING, HW_PAST, HW_UNKNOWN), 0)
+    outdated = stale = with_eol = with_app = unsup = saturated = 0
+    timeline: list[tuple[str, str, str, str]] = []
+    for a in assessments:
+        n += 1
+        hw[a.hardware.status] += 1
+        if a.firmware is not None:
+            outdated += a.firmware.outdated
+            stale += a.firmware.stale
+        with_eol += bool(a.eol)
+        with_app += bool(a.approaching)
+        unsup += bool(a.unsupported)
+        saturated += bool(a.saturation)
+        for f in (*a.eol, *a.approaching):
+            if f.eol:
+                timeline.append((f.eol, a.device_id, f.name, f.status))
+    timeline.sort()
+    return AgingSummary(
+        n, tuple(hw.items()), outdated, stale, with_eol, with_app, unsup, saturated, tuple(timeline)
+    )
