@@ -9,6 +9,7 @@ base at all (`kb=None`) on what the SBOM already carries.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ class AgingKnowledge(Protocol):
 # --- values ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """Health figures at one time; None where the report had no such section."""
 
@@ -96,7 +97,7 @@ class Sample:
         return v
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HardwareAge:
     installed: str | None  # ISO date
     installed_source: str  # "asset register", "first seen", or "unknown"
@@ -106,7 +107,7 @@ class HardwareAge:
     status: str  # HW_*
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FirmwareAge:
     version: str | None
     release_date: str | None
@@ -119,7 +120,7 @@ class FirmwareAge:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LifecycleFinding:
     """A component (or the device model itself, layer 'device') with an end-of-life date."""
 
@@ -132,7 +133,7 @@ class LifecycleFinding:
     source: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unsupported:
     what: str  # "model" (more kinds later)
     name: str
@@ -141,7 +142,7 @@ class Unsupported:
     source: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SaturationFinding:
     """A metric at or above its threshold continuously for at least the policy window."""
 
@@ -155,7 +156,7 @@ class SaturationFinding:
     ongoing: bool  # the run reaches the latest sample
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AgingAssessment:
     device_id: str
     hardware: HardwareAge
@@ -183,7 +184,16 @@ class AgingAssessment:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    date: str  # ISO end-of-life date
+    device_id: str
+    name: str
+    layer: str
+    status: str  # eol | approaching_eol
+
+
+@dataclass(frozen=True, slots=True)
 class AgingSummary:
     devices: int
     hardware: tuple[tuple[str, int], ...]  # HW_* -> devices
@@ -193,7 +203,8 @@ class AgingSummary:
     with_approaching: int
     unsupported: int
     saturated: int
-    timeline: tuple[tuple[str, str, str, str], ...]  # (date, device, name, status), by date
+    months: tuple[tuple[str, int, int], ...]  # (YYYY-MM, reached, approaching) end-of-life dates
+    timeline: tuple[TimelineEntry, ...]  # the `limit` entries nearest to today, by date
 
 
 # --- analysis ----------------------------------------------------------------------------------
@@ -403,12 +414,19 @@ def _firmware_age(
     )  # fmt: skip
 
 
-def summarize(assessments: Iterable[AgingAssessment]) -> AgingSummary:
-    """Fleet counts and the end-of-life timeline (past and coming dates, oldest first)."""
+def summarize(
+    assessments: Iterable[AgingAssessment], today: dt.date, limit: int = 50
+) -> AgingSummary:
+    """Fleet counts, end-of-life dates per month, and the entries nearest to today.
+
+    Per-month counts keep the summary small for any fleet size; the `limit` nearest entries
+    (either side of today) are what a reader acts on first.
+    """
     n = 0
     hw = dict.fromkeys((HW_OK, HW_APPROACHING, HW_PAST, HW_UNKNOWN), 0)
     outdated = stale = with_eol = with_app = unsup = saturated = 0
-    timeline: list[tuple[str, str, str, str]] = []
+    months: dict[str, list[int]] = {}
+    nearest: list[tuple[int, str, str, str, str, str]] = []  # max-heap on distance via negation
     for a in assessments:
         n += 1
         hw[a.hardware.status] += 1
@@ -420,9 +438,29 @@ def summarize(assessments: Iterable[AgingAssessment]) -> AgingSummary:
         unsup += bool(a.unsupported)
         saturated += bool(a.saturation)
         for f in (*a.eol, *a.approaching):
-            if f.eol:
-                timeline.append((f.eol, a.device_id, f.name, f.status))
-    timeline.sort()
+            date = parse_date(f.eol)
+            if date is None or f.eol is None:
+                continue
+            slot = months.setdefault(f.eol[:7], [0, 0])
+            slot[0 if f.status == "eol" else 1] += 1
+            item = (-abs((date - today).days), f.eol, a.device_id, f.name, f.layer, f.status)
+            if len(nearest) < limit:
+                heapq.heappush(nearest, item)
+            elif item > nearest[0]:
+                heapq.heapreplace(nearest, item)
+    timeline = tuple(
+        TimelineEntry(d, dev, name, layer, status)
+        for _, d, dev, name, layer, status in sorted(nearest, key=lambda i: (i[1], i[2], i[3]))
+    )
     return AgingSummary(
-        n, tuple(hw.items()), outdated, stale, with_eol, with_app, unsup, saturated, tuple(timeline)
+        n,
+        tuple(hw.items()),
+        outdated,
+        stale,
+        with_eol,
+        with_app,
+        unsup,
+        saturated,
+        tuple((m, c[0], c[1]) for m, c in sorted(months.items())),
+        timeline,
     )

@@ -30,7 +30,7 @@ COMMUNITY: str = "community"
 NO_TAG: str = "(untagged)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ComponentExposure:
     """One component's exposure with every factor behind it."""
 
@@ -66,7 +66,7 @@ class ComponentExposure:
         return self.owner or self.supplier or UNKNOWN
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LayerExposure:
     layer: str
     weight: float
@@ -77,7 +77,7 @@ class LayerExposure:
     unknown: int  # components whose supplier's country is unknown
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceDune:
     device_id: str
     ddi: float  # 0..100
@@ -107,7 +107,7 @@ class DeviceDune:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Share:
     key: str
     weight: float
@@ -115,7 +115,7 @@ class Share:
     devices: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Concentration:
     shares: tuple[Share, ...]  # largest first
     hhi: float  # 0..10000
@@ -124,7 +124,7 @@ class Concentration:
     high: bool  # hhi above the policy threshold
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LayerFleet:
     layer: str
     weight: float
@@ -137,7 +137,7 @@ class LayerFleet:
     grades: tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FleetDune:
     devices: int
     ddi: float  # criticality-weighted mean device DDI

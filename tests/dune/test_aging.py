@@ -161,13 +161,16 @@ def test_saturation_gap_breaks_a_run_and_disk_uses_fullest_mount() -> None:
 
 def test_summary_and_timeline() -> None:
     items = [assess_device(b, None, [], TODAY, policy=POLICY) for b in (cam1(), gw1(), cam2())]
-    s = summarize(items)
+    s = summarize(items, TODAY)
     assert s.devices == 3
     assert (s.firmware_outdated, s.firmware_stale, s.with_eol, s.with_approaching) == (1, 1, 1, 1)
-    assert s.timeline == (
+    assert [(t.date, t.device_id, t.name, t.status) for t in s.timeline] == [
         ("2023-12-01", "cam-1", "linux", "eol"),
         ("2026-04-11", "cam-1", "IMX335", "approaching_eol"),
-    )
+    ]
+    assert s.months == (("2023-12", 1, 0), ("2026-04", 0, 1))
+    # limit keeps the entries nearest to today: IMX335 is 100 days away, linux 762 days ago
+    assert [t.name for t in summarize(items, TODAY, limit=1).timeline] == ["IMX335"]
 
 
 def test_device_without_firmware_data() -> None:
