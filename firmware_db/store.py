@@ -1,0 +1,789 @@
+"""The knowledge base: one SQLite database answering who controls a component, its lifecycle
+and its known vulnerabilities. Reads are plain indexed queries; writes go through the helpers
+below so the shipped reference loader and every feed importer store rows the same way.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from firmware_db import versions
+from firmware_db.errors import FirmwareDbError
+from firmware_db.models import (
+    APPROACHING_DAYS,
+    STATUS_APPROACHING_EOL,
+    STATUS_EOL,
+    STATUS_SUPPORTED,
+    STATUS_UNKNOWN,
+    Asset,
+    ComponentInfo,
+    DeviceModel,
+    FirmwareRelease,
+    ImportResult,
+    LifecycleResult,
+    Organization,
+    Part,
+    Vulnerability,
+)
+from firmware_db.schema import COUNTED_TABLES, SCHEMA, SCHEMA_VERSION
+from firmware_db.vendors import normalize, tokens
+
+ORIGIN_REFERENCE = "reference"
+ORIGIN_IMPORT = "import"
+
+
+class StoreError(FirmwareDbError):
+    """The database cannot be opened or is not a knowledge base."""
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open (creating if needed) a knowledge-base database with the schema applied."""
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        if str(path) != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"{path}: not a usable firmware_db database ({exc})",
+            tip="pass --db with a new path, or run `dunewatch firmware-db load --db PATH`",
+        ) from exc
+    return conn
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+def _j(values: Iterable[Any]) -> str:
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(";") if v.strip()]
+
+
+def put_organization(conn: sqlite3.Connection, row: dict[str, str], origin: str) -> None:
+    """Insert or replace one organization (suppliers.csv columns) and index its names."""
+    name = (row.get("name") or "").strip()
+    if not name:
+        raise ValueError("organization without a name")
+    source = (row.get("source") or "").strip()
+    if not source:
+        raise ValueError(f"organization {name!r} has no source")
+    aliases = _split(row.get("aliases"))
+    pens = [int(p) for p in _split(row.get("iana_pen"))]
+    community = (row.get("community") or "").strip().lower() in {"1", "true", "yes"}
+    conn.execute(
+        """INSERT INTO organizations (name, aliases, hq_country, ultimate_parent, parent_country,
+               community, roles, iana_pens, flags, source, origin)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?)
+           ON CONFLICT(name) DO UPDATE SET aliases=excluded.aliases, hq_country=excluded.hq_country,
+               ultimate_parent=excluded.ultimate_parent, parent_country=excluded.parent_country,
+               community=excluded.community, roles=excluded.roles, iana_pens=excluded.iana_pens,
+               flags=excluded.flags, source=excluded.source, origin=excluded.origin""",
+        (
+            name,
+            _j(aliases),
+            (row.get("hq_country") or "").strip().upper() or None,
+            (row.get("ultimate_parent") or "").strip() or None,
+            (row.get("parent_country") or "").strip().upper() or None,
+            int(community),
+            _j(_split(row.get("role"))),
+            _j(pens),
+            _j(_split(row.get("flags"))),
+            source,
+            origin,
+        ),
+    )
+    org_id = conn.execute("SELECT id FROM organizations WHERE name = ?", (name,)).fetchone()[0]
+    conn.execute("DELETE FROM org_names WHERE org_id = ?", (org_id,))
+    conn.execute("DELETE FROM org_pens WHERE org_id = ?", (org_id,))
+    for rank, n in enumerate([name, *aliases]):
+        key = normalize(n)
+        if key:
+            conn.execute(
+                "INSERT OR IGNORE INTO org_names (norm, org_id, rank) VALUES (?,?,?)",
+                (key, org_id, rank),
+            )
+    for pen in pens:
+        conn.execute("INSERT OR IGNORE INTO org_pens (pen, org_id) VALUES (?,?)", (pen, org_id))
+
+
+def put_lifecycle(conn: sqlite3.Connection, row: dict[str, str | None], origin: str) -> None:
+    conn.execute(
+        """INSERT OR REPLACE INTO lifecycles (product, cycle, release_date, eoas, eol, lts, latest,
+               latest_date, source, origin) VALUES (?,?,?,?,?,?,?,?,?,?)""",
+        (
+            row["product"],
+            row["cycle"],
+            row.get("release_date") or None,
+            row.get("eoas") or None,
+            row.get("eol") or None,
+            1 if (row.get("lts") or "").lower() == "true" else 0,
+            row.get("latest") or None,
+            row.get("latest_date") or None,
+            row["source"],
+            origin,
+        ),
+    )
+
+
+def put_vulnerability(
+    conn: sqlite3.Connection,
+    *,
+    vuln_id: str,
+    aliases: Sequence[str],
+    severity: str | None,
+    cvss: float | None,
+    summary: str,
+    published: str | None,
+    modified: str | None,
+    source: str,
+    affected: Sequence[dict[str, str | None]],
+    kev_added: str | None = None,
+    epss: float | None = None,
+) -> None:
+    """Replace one vulnerability and its affected ranges (so a re-import is idempotent)."""
+    cve = vuln_id if vuln_id.upper().startswith("CVE-") else None
+    if cve is None:
+        cve = next((a for a in aliases if a.upper().startswith("CVE-")), None)
+    conn.execute(
+        """INSERT OR REPLACE INTO vulns (id, cve_id, aliases, severity, cvss, summary, published,
+               modified, epss, kev_added, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+        (
+            vuln_id,
+            cve,
+            _j(aliases),
+            severity,
+            cvss,
+            summary,
+            published,
+            modified,
+            epss,
+            kev_added,
+            source,
+        ),
+    )
+    conn.execute("DELETE FROM vuln_affected WHERE vuln_id = ?", (vuln_id,))
+    conn.executemany(
+        """INSERT INTO vuln_affected (vuln_id, product, vendor, ecosystem, scheme, exact,
+               start_incl, start_excl, end_incl, end_excl, fixed) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+        [
+            (
+                vuln_id,
+                (a["product"] or "").lower(),
+                (a.get("vendor") or None),
+                a.get("ecosystem"),
+                a.get("scheme") or "auto",
+                a.get("exact"),
+                a.get("start_incl"),
+                a.get("start_excl"),
+                a.get("end_incl"),
+                a.get("end_excl"),
+                a.get("fixed"),
+            )
+            for a in affected
+        ],
+    )
+
+
+def put_device_model(conn: sqlite3.Connection, row: dict[str, str | None], origin: str) -> None:
+    vendor, model = (row.get("vendor") or "").strip(), (row.get("model") or "").strip()
+    conn.execute(
+        """INSERT OR REPLACE INTO device_models (vendor_key, model_key, vendor, model, odm,
+               device_class, hw_revision, launch, end_of_sale, end_of_support, end_of_life, source,
+               origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+        (
+            normalize(vendor),
+            model_key(model),
+            vendor,
+            model,
+            row.get("odm") or None,
+            row.get("device_class") or None,
+            row.get("hw_revision") or None,
+            row.get("launch") or None,
+            row.get("end_of_sale") or None,
+            row.get("end_of_support") or None,
+            row.get("end_of_life") or None,
+            row["source"],
+            origin,
+        ),
+    )
+
+
+def put_firmware_release(conn: sqlite3.Connection, row: dict[str, str | None], origin: str) -> None:
+    vendor, model = (row.get("vendor") or "").strip(), (row.get("model") or "").strip()
+    conn.execute(
+        """INSERT OR REPLACE INTO firmware_releases (vendor_key, model_key, vendor, model, version,
+               release_date, track, kernel, openssl, busybox, latest, source, origin)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+        (
+            normalize(vendor),
+            model_key(model),
+            vendor,
+            model,
+            (row.get("version") or "").strip(),
+            row.get("release_date") or None,
+            row.get("track") or None,
+            row.get("kernel") or None,
+            row.get("openssl") or None,
+            row.get("busybox") or None,
+            1 if (row.get("latest") or "").strip().lower() in {"1", "true", "yes"} else 0,
+            row["source"],
+            origin,
+        ),
+    )
+
+
+def model_key(model: str) -> str:
+    return re.sub(r"[\s_]+", "-", model.strip().upper())
+
+
+def part_key(name: str) -> str:
+    return re.sub(r"[\s_.-]+", "", name.strip().lower())
+
+
+def record_import(conn: sqlite3.Connection, feed: str, source: str, records: int) -> None:
+    conn.execute(
+        "INSERT INTO imports (feed, source, records, at) VALUES (?,?,?,?)",
+        (feed, source, records, datetime.now(UTC).isoformat(timespec="seconds")),
+    )
+
+
+# ----------------------------------------------------------------------------- reads
+
+
+def _cycle_matches(version: str, cycle: str) -> bool:
+    if version == cycle:
+        return True
+    if not version.startswith(cycle):
+        return False
+    nxt = version[len(cycle)]
+    return not nxt.isdigit()
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _behind(version: str, latest: str, cycle: str) -> int:
+    """Releases between `version` and the cycle's latest, from the last differing component."""
+    va, vl = version[len(cycle) :], latest[len(cycle) :]
+    na, nl = _DIGITS.findall(va), _DIGITS.findall(vl)
+    if na and nl and len(na) == len(nl):
+        return max(1, int(nl[-1]) - int(na[-1]))
+    if not na and nl:
+        return max(1, int(nl[-1]))
+    la = re.sub(r"[^a-z]", "", va.lower())
+    ll = re.sub(r"[^a-z]", "", vl.lower())
+    if len(ll) == 1 and len(la) <= 1:
+        return max(1, ord(ll) - (ord(la) if la else ord("a") - 1))
+    return 1
+
+
+class KnowledgeBase:
+    """Read API over one knowledge-base database (the shipped reference data plus imports)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = threading.RLock()
+        self._components: list[sqlite3.Row] | None = None
+        self._org_cache: dict[str, Organization | None] = {}
+
+    # --- lifecycle of the object
+    @classmethod
+    def open(cls, path: str | Path) -> KnowledgeBase:
+        """Open an existing or new database file; `load` it to add the reference data."""
+        return cls(connect(path), str(path))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def invalidate(self) -> None:
+        """Forget cached lookups after a write."""
+        self._components = None
+        self._org_cache.clear()
+        self._component_info.cache_clear()
+
+    # --- writes (library entry points behind the CLI)
+    def load_reference(self, data_dir: Path | None = None) -> dict[str, int]:
+        from firmware_db.reference import load_reference
+
+        with self._lock:
+            counts = load_reference(self._conn, data_dir)
+        self.invalidate()
+        return counts
+
+    def import_feed(self, feed: str, location: str, **options: str) -> ImportResult:
+        from firmware_db.feeds import import_feed
+
+        with self._lock:
+            result = import_feed(self._conn, feed, location, **options)
+        self.invalidate()
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        counts = {t: self._rows(f"SELECT count(*) FROM {t}")[0][0] for t in COUNTED_TABLES}
+        imports = [
+            dict(r)
+            for r in self._rows(
+                "SELECT feed, source, records, at FROM imports ORDER BY rowid DESC LIMIT 20"
+            )
+        ]
+        meta = {r["key"]: r["value"] for r in self._rows("SELECT key, value FROM meta")}
+        return {"path": self.path, "tables": counts, "meta": meta, "imports": imports}
+
+    # --- organizations
+    def _org(self, row: sqlite3.Row) -> Organization:
+        return Organization(
+            name=row["name"],
+            aliases=tuple(json.loads(row["aliases"])),
+            hq_country=row["hq_country"],
+            ultimate_parent=row["ultimate_parent"],
+            parent_country=row["parent_country"],
+            community=bool(row["community"]),
+            roles=tuple(json.loads(row["roles"])),
+            iana_pens=tuple(json.loads(row["iana_pens"])),
+            source=row["source"],
+            flags=tuple(json.loads(row["flags"])),
+        )
+
+    def vendor(self, name: str) -> Organization | None:
+        """Resolve a vendor, brand or legal name to its organization (None when unknown)."""
+        key = normalize(name or "")
+        if not key:
+            return None
+        if key in self._org_cache:
+            return self._org_cache[key]
+        rows = self._rows(
+            """SELECT o.* FROM org_names n JOIN organizations o ON o.id = n.org_id
+               WHERE n.norm = ? ORDER BY n.rank, o.id LIMIT 1""",
+            (key,),
+        )
+        org = self._org(rows[0]) if rows else self._vendor_by_tokens(key)
+        self._org_cache[key] = org
+        return org
+
+    def _vendor_by_tokens(self, key: str) -> Organization | None:
+        """Fallback: the longest known name whose tokens appear in order inside `key`."""
+        have = tokens(key)
+        padded = f" {key} "
+        best: tuple[int, int, int] | None = None
+        for r in self._rows("SELECT norm, org_id, rank FROM org_names"):
+            norm = r["norm"]
+            if len(norm) < 4 or len(tokens(norm)) > len(have):
+                continue
+            if f" {norm} " in padded:
+                cand = (len(norm), -r["rank"], r["org_id"])
+                if best is None or cand[:2] > best[:2]:
+                    best = cand
+        if best is None:
+            return None
+        rows = self._rows("SELECT * FROM organizations WHERE id = ?", (best[2],))
+        return self._org(rows[0])
+
+    def vendor_by_pen(self, pen: int) -> Organization | None:
+        rows = self._rows(
+            """SELECT o.* FROM org_pens p JOIN organizations o ON o.id = p.org_id
+               WHERE p.pen = ? ORDER BY o.id LIMIT 1""",
+            (int(pen),),
+        )
+        return self._org(rows[0]) if rows else None
+
+    def organizations(self) -> list[Organization]:
+        return [self._org(r) for r in self._rows("SELECT * FROM organizations ORDER BY name")]
+
+    # --- components
+    def component_info(self, name: str, manager: str | None = None) -> ComponentInfo | None:
+        """Classify a package or binary name; None when the name is not in the catalogue."""
+        return self._component_info(name.strip().lower(), (manager or "").strip().lower() or None)
+
+    @lru_cache(maxsize=8192)  # noqa: B019 - the instance lives as long as its connection
+    def _component_info(self, name: str, manager: str | None) -> ComponentInfo | None:
+        if self._components is None:
+            self._components = self._rows("SELECT * FROM components ORDER BY seq")
+        fallback: sqlite3.Row | None = None
+        for r in self._components:
+            if not fnmatch.fnmatchcase(name, r["pattern"]):
+                continue
+            if r["manager"] is None:
+                if fallback is None:
+                    fallback = r
+                continue
+            if manager is not None and r["manager"] == manager:
+                return self._info(name, r)
+        return self._info(name, fallback) if fallback is not None else None
+
+    @staticmethod
+    def _info(name: str, r: sqlite3.Row) -> ComponentInfo:
+        return ComponentInfo(
+            name=name,
+            layer=r["layer"],
+            product=r["product"],
+            supplier=r["supplier"],
+            community=bool(r["community"]),
+            cpe_vendor=r["cpe_vendor"],
+            cpe_product=r["cpe_product"],
+            substitutability=r["substitutability"],
+            source=r["source"],
+        )
+
+    # --- lifecycles
+    def lifecycle_products(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT DISTINCT product FROM lifecycles ORDER BY 1")]
+
+    def _product_key(self, product: str) -> str | None:
+        p = product.strip().lower()
+        if self._rows("SELECT 1 FROM lifecycles WHERE product = ? LIMIT 1", (p,)):
+            return p
+        info = self.component_info(p)
+        return info.product if info and info.product else None
+
+    def lifecycle(self, product: str, version: str, today: date | None = None) -> LifecycleResult:
+        """Status of `version` of `product` (a lifecycle key or a package name) on `today`."""
+        today = today or date.today()
+        key = self._product_key(product)
+        raw = (version or "").strip()
+
+        def unknown(reason: str, **kw: Any) -> LifecycleResult:
+            return LifecycleResult(
+                product=key or product,
+                version=raw,
+                status=STATUS_UNKNOWN,
+                eol=kw.get("eol"),
+                cycle=kw.get("cycle"),
+                latest=kw.get("latest"),
+                versions_behind=kw.get("behind"),
+                release_date=kw.get("release_date"),
+                support_end=kw.get("support_end"),
+                source=kw.get("source"),
+                reason=reason,
+            )
+
+        if key is None:
+            return unknown(f"no lifecycle data for {product!r}")
+        if not raw:
+            return unknown("no version given")
+        v = versions.upstream(raw)
+        best: sqlite3.Row | None = None
+        for r in self._rows("SELECT * FROM lifecycles WHERE product = ?", (key,)):
+            if _cycle_matches(v, r["cycle"]) and (
+                best is None or len(r["cycle"]) > len(best["cycle"])
+            ):
+                best = r
+        if best is None:
+            return unknown(f"version {raw!r} matches no published {key} release cycle")
+        latest = best["latest"]
+        behind: int | None = None
+        if latest:
+            try:
+                behind = (
+                    0 if versions.compare(v, latest) >= 0 else _behind(v, latest, best["cycle"])
+                )
+            except versions.VersionError:
+                behind = None
+        eol_raw = (best["eol"] or "").strip().lower()
+        support_end = best["eoas"] if best["eoas"] not in (None, "true", "false") else None
+        common: dict[str, Any] = dict(
+            product=key,
+            version=raw,
+            cycle=best["cycle"],
+            latest=latest,
+            versions_behind=behind,
+            release_date=best["release_date"],
+            support_end=support_end,
+            source=best["source"],
+        )
+        if eol_raw == "true":
+            return LifecycleResult(
+                status=STATUS_EOL,
+                eol=None,
+                reason=f"{key} {best['cycle']} is marked end-of-life (no date published)",
+                **common,
+            )
+        if eol_raw == "false":
+            return LifecycleResult(
+                status=STATUS_SUPPORTED,
+                eol=None,
+                reason=f"{key} {best['cycle']} has no end-of-life announced",
+                **common,
+            )
+        if not eol_raw:
+            return unknown(
+                f"no end-of-life published for {key} {best['cycle']}",
+                cycle=best["cycle"],
+                latest=latest,
+                behind=behind,
+                release_date=best["release_date"],
+                source=best["source"],
+            )
+        try:
+            eol = date.fromisoformat(eol_raw)
+        except ValueError:
+            return unknown(f"unreadable end-of-life {eol_raw!r} for {key} {best['cycle']}")
+        if eol <= today:
+            status, why = STATUS_EOL, f"end of life since {eol.isoformat()}"
+        elif eol <= today + timedelta(days=APPROACHING_DAYS):
+            status, why = STATUS_APPROACHING_EOL, f"end of life on {eol.isoformat()}"
+        else:
+            status, why = STATUS_SUPPORTED, f"supported until {eol.isoformat()}"
+        return LifecycleResult(status=status, eol=eol.isoformat(), reason=why, **common)
+
+    # --- vulnerabilities
+    def vulnerabilities(
+        self,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        purl: str | None = None,
+        cpe: str | None = None,
+    ) -> list[Vulnerability]:
+        """Known vulnerabilities affecting a component, honouring the published version ranges."""
+        vendor: str | None = None
+        ecosystem: str | None = None
+        if purl:
+            name, version, ecosystem = _parse_purl(purl, version)
+        if cpe:
+            vendor, cpe_product, cpe_version = _parse_cpe(cpe)
+            name = name or cpe_product
+            version = version or cpe_version
+        if not name or not version:
+            return []
+        keys = {name.lower()}
+        info = self.component_info(name)
+        if info is not None and info.cpe_product:
+            keys.add(info.cpe_product)
+            vendor = vendor or info.cpe_vendor
+        marks = ",".join("?" * len(keys))
+        rows = self._rows(
+            f"""SELECT a.*, v.aliases, v.severity, v.cvss, v.summary, v.epss, v.source,
+                       v.kev_added, k.date_added AS kev_date
+                FROM vuln_affected a JOIN vulns v ON v.id = a.vuln_id
+                LEFT JOIN kev k ON k.cve_id = v.cve_id
+                WHERE a.product IN ({marks})""",
+            tuple(keys),
+        )
+        up = versions.upstream(version)
+        found: dict[str, Vulnerability] = {}
+        for r in rows:
+            if r["vuln_id"] in found:
+                continue
+            if vendor and r["vendor"] and r["vendor"] != vendor and r["product"] != name.lower():
+                continue
+            eco = r["ecosystem"]
+            if ecosystem and eco and not eco.lower().startswith(ecosystem):
+                continue
+            # Distribution ranges (OSV Debian/Alpine) use packaged versions; CPE ranges upstream.
+            v = version if eco else up
+            if not versions.in_range(
+                v,
+                exact=r["exact"],
+                start_incl=r["start_incl"],
+                start_excl=r["start_excl"],
+                end_incl=r["end_incl"],
+                end_excl=r["end_excl"],
+                scheme=r["scheme"],
+            ):
+                continue
+            kev_date = r["kev_date"] or r["kev_added"]
+            found[r["vuln_id"]] = Vulnerability(
+                id=r["vuln_id"],
+                aliases=tuple(json.loads(r["aliases"])),
+                severity=r["severity"],
+                cvss=r["cvss"],
+                kev=kev_date is not None,
+                kev_date=kev_date,
+                epss=r["epss"],
+                summary=r["summary"],
+                fixed_version=r["fixed"] or r["end_excl"],
+                source=r["source"],
+            )
+        return sorted(found.values(), key=lambda x: (not x.kev, -(x.cvss or 0.0), x.id))
+
+    # --- parts, models, firmware, assets
+    def _part(self, r: sqlite3.Row) -> Part:
+        return Part(
+            kind=r["kind"],
+            manufacturer=r["manufacturer"],
+            family=r["family"],
+            part_number=r["part_number"],
+            compatibles=tuple(json.loads(r["compatibles"])),
+            substitutability=r["substitutability"],
+            source=r["source"],
+        )
+
+    def part(self, name_or_compatible: str) -> Part | None:
+        """A SoC, sensor or radio by part number (`Hi3516CV300`) or DT compatible string."""
+        q = name_or_compatible.strip()
+        keys = [q.lower(), part_key(q)]
+        if "," in q:  # 'rockchip,rv1126-grf' -> also try the bare part after the vendor prefix
+            keys.append(part_key(q.split(",", 1)[1]))
+        for k in keys:
+            rows = self._rows(
+                """SELECT p.* FROM part_keys k JOIN parts p ON p.part_number = k.part_number
+                   WHERE k.key = ? LIMIT 1""",
+                (k,),
+            )
+            if rows:
+                return self._part(rows[0])
+        return None
+
+    def parts(self) -> list[Part]:
+        return [self._part(r) for r in self._rows("SELECT * FROM parts ORDER BY part_number")]
+
+    def _vendor_keys(self, vendor: str) -> list[str]:
+        keys = [normalize(vendor)]
+        org = self.vendor(vendor)
+        if org is not None:
+            keys += [normalize(n) for n in (org.name, *org.aliases)]
+        return list(dict.fromkeys(k for k in keys if k))
+
+    def device_model(self, vendor: str, model: str) -> DeviceModel | None:
+        """A device model's vendor dates; status stays unknown when the vendor published none."""
+        mk = model_key(model)
+        for vk in self._vendor_keys(vendor):
+            rows = self._rows(
+                "SELECT * FROM device_models WHERE vendor_key = ? AND model_key = ?", (vk, mk)
+            )
+            if rows:
+                r = rows[0]
+                return DeviceModel(
+                    vendor=r["vendor"],
+                    model=r["model"],
+                    odm=r["odm"],
+                    device_class=r["device_class"],
+                    hw_revision=r["hw_revision"],
+                    launch=r["launch"],
+                    end_of_sale=r["end_of_sale"],
+                    end_of_support=r["end_of_support"],
+                    end_of_life=r["end_of_life"],
+                    source=r["source"],
+                )
+        return None
+
+    def firmware_releases(self, vendor: str, model: str) -> list[FirmwareRelease]:
+        """Known firmware releases of a model, oldest first."""
+        mk = model_key(model)
+        for vk in self._vendor_keys(vendor):
+            rows = self._rows(
+                "SELECT * FROM firmware_releases WHERE vendor_key = ? AND model_key = ?", (vk, mk)
+            )
+            if rows:
+                out = [
+                    FirmwareRelease(
+                        vendor=r["vendor"],
+                        model=r["model"],
+                        version=r["version"],
+                        release_date=r["release_date"],
+                        track=r["track"],
+                        kernel=r["kernel"],
+                        openssl=r["openssl"],
+                        busybox=r["busybox"],
+                        latest=bool(r["latest"]),
+                        source=r["source"],
+                    )
+                    for r in rows
+                ]
+                return sorted(out, key=_release_sort_key)
+        return []
+
+    def latest_firmware(self, vendor: str, model: str) -> FirmwareRelease | None:
+        """The release flagged latest, else the newest by version order."""
+        releases = self.firmware_releases(vendor, model)
+        flagged = [r for r in releases if r.latest]
+        if flagged:
+            return flagged[-1]
+        return releases[-1] if releases else None
+
+    def asset(self, device_id: str) -> Asset | None:
+        rows = self._rows("SELECT * FROM assets WHERE device_id = ?", (device_id,))
+        return _asset(rows[0]) if rows else None
+
+    def assets(self) -> Iterator[Asset]:
+        for r in self._rows("SELECT * FROM assets ORDER BY device_id"):
+            yield _asset(r)
+
+
+def _asset(r: sqlite3.Row) -> Asset:
+    return Asset(
+        device_id=r["device_id"],
+        install_date=r["install_date"],
+        criticality=r["criticality"],
+        vendor=r["vendor"],
+        model=r["model"],
+        tags=tuple((k, v) for k, v in json.loads(r["tags"])),
+        source=r["source"],
+    )
+
+
+class _VersionKey:
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def __lt__(self, other: _VersionKey) -> bool:
+        try:
+            return versions.compare(self.version, other.version) < 0
+        except versions.VersionError:
+            return self.version < other.version
+
+
+def _release_sort_key(r: FirmwareRelease) -> tuple[str, _VersionKey]:
+    return (r.release_date or "", _VersionKey(r.version))
+
+
+def _parse_purl(purl: str, version: str | None) -> tuple[str, str | None, str | None]:
+    from packageurl import PackageURL
+
+    try:
+        p = PackageURL.from_string(purl)
+    except ValueError as exc:
+        raise FirmwareDbError(f"bad purl {purl!r}: {exc}") from exc
+    eco = {"deb": "debian", "apk": "alpine", "pypi": "pypi"}.get(p.type, p.type)
+    if p.type == "deb" and p.namespace:
+        eco = p.namespace.lower()
+    return p.name, version or p.version, eco
+
+
+def _parse_cpe(cpe: str) -> tuple[str | None, str, str | None]:
+    parts = cpe.split(":")
+    if cpe.startswith("cpe:2.3:") and len(parts) >= 6:
+        vendor, product, ver = parts[3], parts[4], parts[5]
+    elif cpe.startswith("cpe:/") and len(parts) >= 4:
+        vendor, product = parts[2], parts[3]
+        ver = parts[4] if len(parts) > 4 else "*"
+    else:
+        raise FirmwareDbError(f"bad CPE {cpe!r}: expected cpe:2.3:... or cpe:/...")
+    return (
+        vendor if vendor not in ("*", "-") else None,
+        product.lower(),
+        ver if ver not in ("*", "-", "") else None,
+    )
