@@ -1,0 +1,189 @@
+"""Alert lifecycle over a real SQLite file: open, dedupe, ack, resolve, auto-resolve, silences."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from collector.alerts.config import AlertsConfig
+from collector.alerts.engine import dispatch, process
+from collector.alerts.interface import AlertsError
+from collector.alerts.model import Finding, FleetSnapshot, HealthSample, Notification
+from collector.alerts.store import AlertStore
+from tests.alerts.snap import NOW, device, fleet
+
+CFG = AlertsConfig()
+
+
+def offline(*ids: str, t: float = NOW) -> FleetSnapshot:
+    return fleet(*(device(i, status="offline", status_since=t - 60) for i in ids), taken_at=t)
+
+
+class Recorder:
+    """A sink fake (our own interface) that keeps what it was sent."""
+
+    def __init__(self, name: str = "rec", min_severity: str = "info") -> None:
+        self.name = name
+        self.min_severity = min_severity
+        self.max_attempts = 3
+        self.sent: list[Notification] = []
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def send(self, notification: Notification) -> int:
+        self.sent.append(notification)
+        return 1
+
+
+def test_full_lifecycle_open_ack_autoresolve_reopen(store: AlertStore) -> None:
+    r1 = process(offline("cam-1"), store, CFG, NOW)
+    (a,) = r1.opened
+    assert (a.status, a.rule_id, a.device_id, a.count) == ("open", "device.offline", "cam-1", 1)
+    # dedupe while open: same condition, same alert, count goes up
+    r2 = process(offline("cam-1", t=NOW + 60), store, CFG, NOW + 60)
+    assert r2.opened == () and r2.active == 1
+    same = store.get(a.id)
+    assert same is not None and same.count == 2 and same.last_seen == NOW + 60
+    # acknowledge
+    acked = store.ack(a.id, "alice", NOW + 70)
+    assert (acked.status, acked.acked_by) == ("acknowledged", "alice")
+    with pytest.raises(AlertsError, match="already acknowledged"):
+        store.ack(a.id, "bob", NOW + 71)
+    # still offline: stays acknowledged, not duplicated
+    r3 = process(offline("cam-1", t=NOW + 120), store, CFG, NOW + 120)
+    assert r3.opened == () and store.get(a.id).status == "acknowledged"  # type: ignore[union-attr]
+    # condition clears: auto-resolved
+    r4 = process(fleet(device("cam-1"), taken_at=NOW + 180), store, CFG, NOW + 180)
+    (res,) = r4.resolved
+    assert (res.id, res.status, res.resolved_by) == (a.id, "resolved", "auto")
+    assert r4.active == 0
+    # the same condition again is a new alert
+    r5 = process(offline("cam-1", t=NOW + 240), store, CFG, NOW + 240)
+    (b,) = r5.opened
+    assert b.id != a.id and b.dedupe_key == a.dedupe_key
+    # history kept for the first one
+    events = [e.event for e in store.history(a.id)]
+    assert events == ["opened", "acknowledged", "resolved"]
+    assert [x.id for x in store.alerts(status="resolved")] == [a.id]
+    assert [x.id for x in store.open_alerts()] == [b.id]
+
+
+def test_manual_resolve_then_condition_persists_opens_new(store: AlertStore) -> None:
+    (a,) = process(offline("cam-1"), store, CFG, NOW).opened
+    done = store.resolve(a.id, "bob", NOW + 10)
+    assert (done.status, done.resolved_by) == ("resolved", "bob")
+    with pytest.raises(AlertsError, match="already resolved"):
+        store.resolve(a.id, "bob", NOW + 11)
+    with pytest.raises(AlertsError, match="no alert with id 999"):
+        store.ack(999, "bob", NOW)
+    (b,) = process(offline("cam-1", t=NOW + 20), store, CFG, NOW + 20).opened
+    assert b.id != a.id
+
+
+def test_one_active_alert_per_key_even_outside_the_engine(store: AlertStore) -> None:
+    (a,) = process(offline("cam-1"), store, CFG, NOW).opened
+    f = Finding("device.offline", "cam-1", "high", "dup", {})
+    with pytest.raises(sqlite3.IntegrityError):
+        store.open_alert(f, NOW, None)
+
+
+def test_escalation_and_deescalation(store: AlertStore) -> None:
+    def hot(cpu: float, t: float) -> FleetSnapshot:
+        return fleet(device(latest_health=HealthSample(t, cpu=cpu)), taken_at=t)
+
+    (a,) = process(hot(92, NOW), store, CFG, NOW).opened
+    assert a.severity == "medium"
+    r = process(hot(99, NOW + 10), store, CFG, NOW + 10)
+    assert [x.id for x in r.escalated] == [a.id]
+    assert store.get(a.id).severity == "high"  # type: ignore[union-attr]
+    process(hot(93, NOW + 20), store, CFG, NOW + 20)
+    assert [e.event for e in store.history(a.id)] == ["opened", "escalated", "updated"]
+    assert [e.notify for e in store.history(a.id)] == [True, True, False]
+
+
+def test_silence_by_device_and_by_tag(store: AlertStore) -> None:
+    d1 = device("cam-1", status="offline", tags={"district": "north"})
+    d2 = device("cam-2", status="offline", tags={"district": "south"})
+    d3 = device("cam-3", status="offline", tags={"district": "north"})
+    store.add_silence(device_id="cam-2", until=NOW + 3600, now=NOW, reason="maintenance")
+    store.add_silence(tag=("district", "north"), until=NOW + 600, now=NOW, by="ops")
+    rec = Recorder()
+    start = store.max_event_id()
+    r = process(fleet(d1, d2, d3), store, CFG, NOW)
+    assert len(r.opened) == 3 and r.silenced == 3
+    dispatch(store, [rec], NOW, start_cursor=start)
+    assert rec.sent == []  # recorded, not notified
+    assert all(a.silenced_by is not None for a in store.open_alerts())
+    # the tag silence ends while cam-1 and cam-3 are still offline: they are notified now
+    process(fleet(d1, d2, d3, taken_at=NOW + 700), store, CFG, NOW + 700)
+    dispatch(store, [rec], NOW + 700)
+    assert sorted((n.event.event, n.alert.device_id) for n in rec.sent) == [
+        ("unsilenced", "cam-1"),
+        ("unsilenced", "cam-3"),
+    ]
+    # resolving a silenced alert is not sent either
+    rec.sent.clear()
+    process(fleet(d1, device("cam-2"), d3, taken_at=NOW + 800), store, CFG, NOW + 800)
+    dispatch(store, [rec], NOW + 800)
+    assert rec.sent == []
+    with pytest.raises(AlertsError, match="exactly one"):
+        store.add_silence(until=NOW + 10, now=NOW)
+    with pytest.raises(AlertsError, match="future"):
+        store.add_silence(device_id="x", until=NOW - 1, now=NOW)
+
+
+def test_rule_that_crashes_does_not_resolve_its_alerts(store: AlertStore) -> None:
+    from collector.alerts.rules.liveness import OfflineRule
+
+    class Broken:
+        rule_ids = ("device.offline",)
+
+        def evaluate(self, snapshot: FleetSnapshot, config: AlertsConfig) -> Iterator[Finding]:
+            raise RuntimeError("boom")
+
+    (a,) = process(offline("cam-1"), store, CFG, NOW, rules=[OfflineRule()]).opened
+    r = process(fleet(device("cam-1")), store, CFG, NOW + 5, rules=[Broken()])
+    assert r.rule_errors[0].message == "RuntimeError: boom"
+    assert r.resolved == () and store.get(a.id).status == "open"  # type: ignore[union-attr]
+
+
+def test_disabled_rule_resolves_nothing_and_opens_nothing(store: AlertStore) -> None:
+    cfg = AlertsConfig(disabled=frozenset({"device.offline"}))
+    assert process(offline("cam-1"), store, cfg, NOW).opened == ()
+
+
+def test_sinks_see_events_in_order_and_respect_min_severity(store: AlertStore) -> None:
+    rec = Recorder()
+    picky = Recorder("picky", min_severity="critical")
+    start = store.max_event_id()
+    (a,) = process(offline("cam-1"), store, CFG, NOW).opened
+    out = dispatch(store, [rec, picky], NOW, start_cursor=start)
+    assert [(o.sink, o.delivered, o.skipped) for o in out] == [("rec", 1, 0), ("picky", 0, 1)]
+    store.ack(a.id, "alice", NOW + 1)
+    process(fleet(device("cam-1")), store, CFG, NOW + 2)
+    dispatch(store, [rec, picky], NOW + 2)
+    assert [n.event.event for n in rec.sent] == ["opened", "acknowledged", "resolved"]
+    assert rec.sent[0].to_dict()["alert"]["rule_id"] == "device.offline"
+    assert picky.sent == []
+    # a new sink does not replay history
+    late = Recorder("late")
+    dispatch(store, [late], NOW + 3)
+    assert late.sent == []
+
+
+def test_store_reopens_existing_file_and_rejects_newer_schema(db_path: Path) -> None:
+    s = AlertStore(db_path)
+    process(offline("cam-1"), s, CFG, NOW)
+    s.close()
+    again = AlertStore(db_path)
+    assert len(again.open_alerts()) == 1
+    again.db.execute("INSERT INTO alerts_schema VALUES (99)")
+    again.db.conn.commit()
+    again.close()
+    with pytest.raises(AlertsError, match="newer than this dunewatch"):
+        AlertStore(db_path)

@@ -1,0 +1,290 @@
+"""Every rule class firing and not firing, on hand-built snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+
+from collector.alerts.config import AlertsConfig, Threshold
+from collector.alerts.interface import Rule
+from collector.alerts.model import (
+    ComponentState,
+    Concentration,
+    Finding,
+    FleetSnapshot,
+    HealthSample,
+    LayerGrade,
+    LossCounts,
+    VulnRef,
+)
+from collector.alerts.rules import ALL_RULE_IDS, RULES
+from collector.alerts.rules.dune import ConcentrationRule, DuneGradeRule
+from collector.alerts.rules.health import HealthThresholdRule, SaturationRule
+from collector.alerts.rules.lifecycle import (
+    EolApproachingRule,
+    EolReachedRule,
+    FirmwareOutdatedRule,
+    UnsupportedRule,
+)
+from collector.alerts.rules.liveness import OfflineRule, TelemetryLossRule
+from collector.alerts.rules.vulnerability import EolExploitedRule, VulnerableComponentRule
+from tests.alerts.snap import DAY, NOW, device, fleet
+
+CFG = AlertsConfig()
+
+
+def run(rule: Rule, snap: FleetSnapshot, cfg: AlertsConfig = CFG) -> list[Finding]:
+    found: Iterable[Finding] = rule.evaluate(snap, cfg)
+    return list(found)
+
+
+def test_registry_ids_are_unique_and_stable() -> None:
+    assert len(ALL_RULE_IDS) == len(set(ALL_RULE_IDS))
+    assert set(ALL_RULE_IDS) == {
+        "device.offline",
+        "health.cpu",
+        "health.memory",
+        "health.disk",
+        "health.temperature",
+        "health.saturation",
+        "firmware.outdated",
+        "eol.reached",
+        "eol.approaching",
+        "support.unsupported",
+        "vuln.component",
+        "vuln.eol_exploited",
+        "dune.grade",
+        "fleet.concentration",
+        "telemetry.loss",
+    }
+    assert len(RULES) == 12
+
+
+def test_offline_fires_after_the_configured_time_only() -> None:
+    off = device("cam-1", status="offline", status_since=NOW - 600)
+    on = device("cam-2")
+    stale = device("cam-3", status="stale")
+    (f,) = run(OfflineRule(), fleet(off, on, stale))
+    assert (f.rule_id, f.device_id, f.severity) == ("device.offline", "cam-1", "high")
+    assert run(OfflineRule(), fleet(off), AlertsConfig(offline_after=900)) == []
+    assert len(run(OfflineRule(), fleet(off), AlertsConfig(offline_after=300))) == 1
+
+
+def test_health_thresholds_warn_and_crit() -> None:
+    hot = HealthSample(
+        NOW,
+        cpu=99.0,
+        memory=91.0,
+        disk=50.0,
+        disk_mount="/",
+        temperature=85.0,
+        temperature_sensor="cpu_thermal",
+    )
+    found = {f.rule_id: f for f in run(HealthThresholdRule(), fleet(device(latest_health=hot)))}
+    assert set(found) == {"health.cpu", "health.memory", "health.temperature"}
+    assert found["health.cpu"].severity == "high"  # 99 >= crit 98
+    assert found["health.memory"].severity == "medium"  # 91 >= warn 90, < crit 97
+    assert found["health.temperature"].evidence["sensor"] == "cpu_thermal"
+    calm = HealthSample(NOW, cpu=10.0, memory=20.0, disk=89.9, temperature=40.0)
+    assert run(HealthThresholdRule(), fleet(device(latest_health=calm))) == []
+    # thresholds are configuration
+    health = dict(CFG.health)
+    health["disk"] = Threshold(80.0, 95.0)
+    (disk,) = run(
+        HealthThresholdRule(), fleet(device(latest_health=calm)), AlertsConfig(health=health)
+    )
+    assert disk.rule_id == "health.disk"
+    # an offline device's last report is not the present
+    assert run(HealthThresholdRule(), fleet(device(status="offline", latest_health=hot))) == []
+
+
+def _window(values: list[float], metric: str = "cpu") -> tuple[HealthSample, ...]:
+    return tuple(
+        HealthSample(NOW - (len(values) - i) * 600, **{metric: v}) for i, v in enumerate(values)
+    )
+
+
+def test_saturation_needs_most_of_the_window_over_threshold() -> None:
+    busy = device(health_window=_window([95, 96, 97, 91, 94, 99, 60, 93, 92, 95]))  # 9/10 over 90
+    (f,) = run(SaturationRule(), fleet(busy))
+    assert f.rule_id == "health.saturation" and f.key == "cpu"
+    assert f.evidence["share"] == 0.9 and f.evidence["samples"] == 10
+    spiky = device(health_window=_window([95, 20, 97, 30, 94, 10, 60, 93, 20, 95]))  # 5/10
+    assert run(SaturationRule(), fleet(spiky)) == []
+    few = device(health_window=_window([99, 99, 99]))  # fewer than min_points
+    assert run(SaturationRule(), fleet(few)) == []
+    disk = device(health_window=_window([95.0] * 8, metric="disk"))
+    (d,) = run(SaturationRule(), fleet(disk))
+    assert d.key == "disk"
+    # samples older than the window do not count
+    old = tuple(HealthSample(NOW - 7 * 3600 - i, cpu=99.0) for i in range(10))
+    assert run(SaturationRule(), fleet(device(health_window=old))) == []
+
+
+def test_firmware_outdated_by_versions_behind_or_age() -> None:
+    behind = device(firmware_version="5.5.0", firmware_latest="5.7.3", firmware_versions_behind=2)
+    current = device(
+        "cam-2",
+        firmware_version="5.7.3",
+        firmware_latest="5.7.3",
+        firmware_versions_behind=0,
+        firmware_release_date="2026-01-10",
+    )
+    ancient = device("cam-3", firmware_version="1.0", firmware_release_date="2023-05-01")
+    found = run(FirmwareOutdatedRule(), fleet(behind, current, ancient))
+    assert {f.device_id for f in found} == {"cam-1", "cam-3"}
+    by_id = {f.device_id: f for f in found}
+    assert "2 version(s) behind 5.7.3" in by_id["cam-1"].summary
+    assert by_id["cam-3"].evidence["age_days"] == 1127
+    assert (
+        run(FirmwareOutdatedRule(), fleet(behind), AlertsConfig(firmware_min_versions_behind=3))
+        == []
+    )
+
+
+def test_eol_reached_and_approaching_from_dates_and_status() -> None:
+    comps = (
+        ComponentState("openssl", "1.1.1w", "crypto", status="eol", eol="2023-09-11"),
+        ComponentState("linux", "5.15.150", "os", status="supported", eol="2026-10-31"),  # 152 d
+        ComponentState("busybox", "1.36.1", "os", status="unknown"),
+        ComponentState("python", "3.12.3", "db_runtime", status="supported", eol="2028-10-31"),
+        ComponentState("mystery", "1", "application", status="approaching_eol"),
+    )
+    snap = fleet(device(components=comps))
+    (eol,) = run(EolReachedRule(), snap)
+    assert eol.key == "crypto:openssl" and eol.severity == "high"
+    assert "since 2023-09-11" in eol.summary
+    near = {f.key: f for f in run(EolApproachingRule(), snap)}
+    assert set(near) == {"os:linux", "application:mystery"}
+    assert near["os:linux"].evidence["days_left"] == 152
+    # a shorter window leaves the kernel out
+    near90 = run(EolApproachingRule(), snap, AlertsConfig(eol_approaching=90 * DAY))
+    assert {f.key for f in near90} == {"application:mystery"}
+    # the day the date passes, approaching becomes reached
+    later = fleet(device(components=comps), taken_at=NOW + 160 * DAY)
+    assert {f.key for f in run(EolReachedRule(), later)} == {"crypto:openssl", "os:linux"}
+
+
+def test_unsupported_model() -> None:
+    gone = device(
+        vendor="Acme",
+        model="X1",
+        support_status="unsupported",
+        support_detail="end of support 2024-12-31",
+        support_end="2024-12-31",
+    )
+    fine = device("cam-2", support_status="supported")
+    unknown = device("cam-3")
+    (f,) = run(UnsupportedRule(), fleet(gone, fine, unknown))
+    assert f.device_id == "cam-1" and "Acme X1 is out of support" in f.summary
+
+
+def test_vulnerable_component_kev_is_critical() -> None:
+    kev = VulnRef("CVE-2024-0001", cvss=5.3, kev=True, kev_date="2024-05-01")
+    high = VulnRef("CVE-2024-0002", cvss=8.1)
+    low = VulnRef("CVE-2024-0003", cvss=2.0)
+    comps = (
+        ComponentState("openssl", "3.0.2", "crypto", vulns=(high, low)),
+        ComponentState("busybox", "1.30.1", "os", vulns=(low, kev)),
+        ComponentState("curl", "8.9.1", "application"),
+    )
+    found = {f.key: f for f in run(VulnerableComponentRule(), fleet(device(components=comps)))}
+    assert set(found) == {"crypto:openssl", "os:busybox"}
+    assert found["crypto:openssl"].severity == "high"
+    assert found["os:busybox"].severity == "critical"  # KEV despite CVSS 5.3
+    assert found["os:busybox"].evidence["kev"] == ["CVE-2024-0001"]
+    only_low = fleet(device(components=(ComponentState("x", "1", "os", vulns=(low,)),)))
+    assert run(VulnerableComponentRule(), only_low)[0].severity == "low"
+    assert run(VulnerableComponentRule(), only_low, AlertsConfig(vuln_min_cvss=4.0)) == []
+
+
+def test_eol_with_exploited_vulnerability_is_the_highest() -> None:
+    kev = VulnRef("CVE-2023-1111", cvss=9.8, kev=True)
+    eol_kev = ComponentState(
+        "openssl", "1.0.2u", "crypto", status="eol", eol="2019-12-31", vulns=(kev,)
+    )
+    eol_plain = ComponentState(
+        "busybox", "1.20", "os", status="eol", vulns=(VulnRef("CVE-1", cvss=9.0),)
+    )
+    live_kev = ComponentState(
+        "linux", "6.6.1", "os", status="supported", eol="2030-01-01", vulns=(kev,)
+    )
+    (f,) = run(EolExploitedRule(), fleet(device(components=(eol_kev, eol_plain, live_kev))))
+    assert f.severity == "emergency" and f.key == "crypto:openssl"
+    assert f.evidence["kev"] == [{"id": "CVE-2023-1111", "kev_date": None}]
+
+
+def test_dune_grade_on_critical_layers_only() -> None:
+    grades = (
+        LayerGrade("soc", "E", 0.95, driver="Hi3516EV300", supplier="HiSilicon", country="CN"),
+        LayerGrade("application", "E", 0.9, driver="someapp"),
+        LayerGrade("os", "C", 0.4),
+    )
+    (f,) = run(DuneGradeRule(), fleet(device(layer_grades=grades)))
+    assert f.key == "soc" and "driven by Hi3516EV300 from HiSilicon, CN" in f.summary
+    cfg = AlertsConfig(critical_layers=("soc", "application", "os"), dune_grade="C")
+    assert {x.key for x in run(DuneGradeRule(), fleet(device(layer_grades=grades)), cfg)} == {
+        "soc",
+        "application",
+        "os",
+    }
+    assert run(DuneGradeRule(), fleet(device(layer_grades=grades[2:]))) == []
+
+
+def test_fleet_concentration_by_hhi_and_top1() -> None:
+    conc = (
+        # shares 0.6 / 0.3 / 0.1 -> HHI = 3600 + 900 + 100 = 4600
+        Concentration("soc", "jurisdiction", 4600.0, "CN", 0.6, 1),
+        Concentration("os", "jurisdiction", 2500.0, "community", 0.5, 1),  # not > 2500
+        Concentration("soc", "vendor", 5000.0, "HiSilicon", 0.7, 1),
+    )
+    snap = FleetSnapshot(taken_at=NOW, concentration=conc)
+    (f,) = run(ConcentrationRule(), snap)
+    assert f.device_id is None and f.key == "soc:jurisdiction"
+    assert f.dedupe_key == "fleet.concentration|_fleet|soc:jurisdiction"
+    cfg = AlertsConfig(
+        concentration_max_top1=0.5, concentration_dimensions=("jurisdiction", "vendor")
+    )
+    assert {x.key for x in run(ConcentrationRule(), snap, cfg)} == {
+        "soc:jurisdiction",
+        "os:jurisdiction",
+        "soc:vendor",
+    }
+
+
+def test_telemetry_loss_ratio_and_minimum() -> None:
+    lossy = device(loss=LossCounts(accepted=95, gap=4, dropped=1, window=3600))
+    tiny = device("cam-2", loss=LossCounts(accepted=100000, gap=1, dropped=0))
+    clean = device("cam-3", loss=LossCounts(accepted=100))
+    (f,) = run(TelemetryLossRule(), fleet(lossy, tiny, clean))
+    assert f.device_id == "cam-1" and f.evidence["ratio"] == 0.05
+    assert "lost 5 of 100 reports" in f.summary
+    assert run(TelemetryLossRule(), fleet(lossy), AlertsConfig(telemetry_min_lost=6)) == []
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: "/".join(r.rule_ids))
+def test_every_rule_is_quiet_on_a_healthy_fleet(rule: Rule) -> None:
+    healthy = device(
+        latest_health=HealthSample(NOW, cpu=5, memory=30, disk=40, temperature=45),
+        health_window=_window([5.0] * 10),
+        firmware_version="2.0",
+        firmware_latest="2.0",
+        firmware_versions_behind=0,
+        support_status="supported",
+        components=(
+            ComponentState(
+                "openssl",
+                "3.0.13",
+                "crypto",
+                status="supported",
+                eol="2030-01-01",
+            ),
+        ),
+        layer_grades=(LayerGrade("soc", "B", 0.2),),
+        loss=LossCounts(accepted=1000),
+    )
+    snap = fleet(
+        healthy, concentration=(Concentration("soc", "jurisdiction", 1200.0, "US", 0.2, 3),)
+    )
+    assert run(rule, snap) == []
