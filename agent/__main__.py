@@ -1,0 +1,7 @@
+"""`python3 -m agent` (and the single-file bundle) run the agent's CLI."""
+
+import sys
+
+from agent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,154 @@
+"""`dunewatch-agent`: run, once, check-config. Thin: each command calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.errors import AgentError
+
+PROG = "dunewatch-agent"
+
+
+def _flags(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
+    """CLI flags as config overrides; only the ones given (None means 'not on the command line')."""
+    table = {
+        ("broker", "url"): getattr(args, "broker", None),
+        ("agent", "device_id"): getattr(args, "device_id", None),
+        ("agent", "interval"): getattr(args, "interval", None),
+        ("broker", "username"): getattr(args, "username", None),
+        ("broker", "password_file"): getattr(args, "password_file", None),
+        ("outbox", "path"): getattr(args, "outbox", None),
+        ("broker", "protocol"): getattr(args, "protocol", None),
+        ("agent", "log_level"): getattr(args, "log_level", None),
+    }
+    return {k: v for k, v in table.items() if v is not None}
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.config import load
+    from agent.loop import Agent
+
+    path = Path(args.config) if args.config else None
+    flags = _flags(args)
+    cfg = load(path, flags=flags)
+    _setup_logging(cfg.agent.log_level)
+    Agent(cfg, config_path=path, flags=flags).run()
+    return 0
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    from agent.once import once_report, render_text
+
+    path = Path(args.config) if args.config else None
+    report = once_report(path, flags=_flags(args), inventory=not args.no_inventory)
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_text(report))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from agent.config import describe, load
+
+    cfg = load(Path(args.file))
+    print(f"{args.file}: ok")
+    if args.verbose:
+        print(describe(cfg))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="dunewatch edge agent: reports health and inventory of this device over MQTT.",
+        epilog="example: dunewatch-agent run --config /etc/dunewatch/agent.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="report to the broker until stopped (SIGTERM/SIGINT: offline + flush; SIGHUP: reload)",
+        description="Report health every interval and inventory on change, via an outbox on disk.",
+        epilog=(
+            "example: dunewatch-agent run --config /etc/dunewatch/agent.toml\n"
+            "example: dunewatch-agent run --broker mqtts://hub.example:8883 --device-id gw-0007 "
+            "--interval 10 --username gw-0007 --password-file /etc/dunewatch/password "
+            "--outbox /var/lib/dunewatch-agent/outbox.db"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    run.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT (TLS)")
+    run.add_argument("--device-id", metavar="ID", help="device id (also the default MQTT username)")
+    run.add_argument(
+        "--interval", metavar="SECONDS", type=float, help="seconds between health reports"
+    )
+    run.add_argument("--username", metavar="U", help="MQTT username (default: the device id)")
+    run.add_argument("--password-file", metavar="F", help="file holding the MQTT password")
+    run.add_argument("--outbox", metavar="PATH", help="outbox database file")
+    run.add_argument("--protocol", choices=("5", "3.1.1"), help="MQTT protocol version (default 5)")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.set_defaults(func=cmd_run)
+
+    once = sub.add_parser(
+        "once",
+        help="print one health report and the inventory of this machine (no broker)",
+        description="Collect one health report and the inventory, print them and exit.",
+        epilog="example: dunewatch-agent once --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    once.add_argument("--json", action="store_true", help="print the contract envelopes as JSON")
+    once.add_argument("--config", metavar="FILE", help="TOML configuration file (optional)")
+    once.add_argument("--device-id", metavar="ID", help="device id (default: from the hostname)")
+    once.add_argument("--no-inventory", action="store_true", help="health only")
+    once.set_defaults(func=cmd_once)
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate a configuration file: one line per problem",
+        description="Validate the file, environment overrides and referenced certificate files.",
+        epilog="example: dunewatch-agent check-config /etc/dunewatch/agent.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except AgentError as exc:
+        if args.verbose:
+            raise
+        for line in str(exc).splitlines():
+            print(f"{PROG}: error: {line}", file=sys.stderr)
+        if exc.tip:
+            print(f"{PROG}: tip: {exc.tip}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
