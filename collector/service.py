@@ -1,0 +1,145 @@
+"""`collector serve`: run the ingest sources, the liveness sweep, maintenance and `/metrics`.
+
+The serve loop owns one store connection for the sweep and maintenance; every ingest source
+gets its own connection (SQLite serialises the writers), so no connection is shared between
+threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from collector.config import CollectorConfig
+from collector.ingest import IngestSource, StoreOpener, make_source
+from collector.ingest.mqtt import MqttSource
+from collector.metrics import Counters, MetricsServer, render
+from collector.store.interface import Store, StoreError
+
+log = logging.getLogger("dunewatch.collector")
+
+MAINTENANCE_SECONDS = 60.0
+
+
+class Collector:
+    """The collector process: construct with a validated config, then start(), run(), stop()."""
+
+    def __init__(self, config: CollectorConfig, sources: Sequence[IngestSource] = ()) -> None:
+        self.config = config
+        self.opener = StoreOpener(
+            config.store.path,
+            {
+                "retention_days": config.store.retention_days,
+                "rollup_retention_days": config.store.rollup_retention_days,
+                "liveness": config.liveness,
+            },
+        )
+        self.counters = Counters(config.ingest.workers)
+        self.mqtt = MqttSource(config.broker, config.ingest, self.opener, self.counters)
+        self.sources: list[IngestSource] = [
+            make_source(t, config, self.opener) for t in config.sources if t.get("type") != "mqtt"
+        ]
+        self.sources += list(sources)
+        self.stop_event = threading.Event()
+        self.store: Store | None = None
+        self._source_stores: list[Store] = []
+        self.metrics: MetricsServer | None = None
+        self._status_counts: dict[str, int] = {}
+        self._sweep_errors = 0
+
+    def start(self) -> None:
+        self.store = self.opener.open()
+        self._status_counts = self.store.status_counts()
+        if self.config.metrics_listen:
+            self.metrics = MetricsServer(self.config.metrics_listen, self.metrics_text)
+            self.metrics.start()
+            log.info("metrics on http://%s:%d/metrics", self.metrics.host, self.metrics.port)
+        if self.config.ingest.workers == 1:
+            ingest_store = self.opener.open()
+            self._source_stores.append(ingest_store)
+            self.mqtt.start(ingest_store)
+        else:
+            self.mqtt.start(self.store)  # each worker process opens its own connection
+        for src in self.sources:
+            st = self.opener.open()
+            self._source_stores.append(st)
+            src.start(st)
+            log.info("source %s started", src.name)
+
+    def metrics_text(self) -> str:
+        extra = {"dunewatch_sweep_errors": float(self._sweep_errors)}
+        return render(self.counters, self._status_counts, extra)
+
+    def tick(self, now: float) -> None:
+        """One liveness sweep; errors are logged and counted, the loop goes on."""
+        assert self.store is not None
+        try:
+            for t in self.store.sweep_liveness(now, self.config.liveness):
+                log.info("device %s %s -> %s (%s)", t.device_id, t.old, t.new, t.reason)
+            self._status_counts = self.store.status_counts()
+        except StoreError as exc:
+            self._sweep_errors += 1
+            log.error("liveness sweep failed: %s", exc)
+
+    def maintain(self, now: float) -> None:
+        assert self.store is not None
+        try:
+            removed = self.store.prune(now)
+            if removed:
+                log.info("retention: removed %d raw health rows (rollups kept)", removed)
+        except StoreError as exc:
+            log.error("maintenance failed: %s", exc)
+
+    def run(self) -> None:
+        """Sweep and maintain until stop_event is set (by SIGTERM/SIGINT or the caller)."""
+        next_maint = time.monotonic() + MAINTENANCE_SECONDS
+        while not self.stop_event.wait(self.config.sweep_seconds):
+            self.tick(time.time())
+            if time.monotonic() >= next_maint:
+                self.maintain(time.time())
+                next_maint = time.monotonic() + MAINTENANCE_SECONDS
+            if not self.mqtt.alive():
+                log.error("an ingest worker died; stopping so a supervisor can restart us")
+                break
+
+    def stop(self) -> None:
+        """Flush and acknowledge the current batches, then close everything."""
+        for src in reversed(self.sources):
+            try:
+                src.stop()
+            except Exception as exc:  # one bad source must not keep the batch unflushed
+                log.error("source %s failed to stop: %s", src.name, exc)
+        self.mqtt.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
+        for st in self._source_stores:
+            st.close()
+        self._source_stores = []
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+def serve(config: CollectorConfig) -> int:
+    """Run until SIGTERM or SIGINT; the current batch is committed and acked before exit."""
+    collector = Collector(config)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: flushing and stopping", signum)
+        collector.stop_event.set()
+
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    try:
+        collector.start()
+        collector.run()
+    finally:
+        collector.stop()
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+    log.info("collector stopped")
+    return 0
