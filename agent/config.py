@@ -318,8 +318,8 @@ def validate(cfg: AgentConfig, require_device: bool = True) -> list[str]:
         p.append(f"[broker] window must be between 1 and 60000, got {b.window}")
     if not 0.1 <= b.backoff_min <= b.backoff_max:
         p.append("[broker] need 0.1 <= backoff_min <= backoff_max")
-    if o.max_bytes < 64 * 1024:
-        p.append(f"[outbox] max_bytes must be at least 65536, got {o.max_bytes}")
+    if o.max_bytes < 16 * 1024:
+        p.append(f"[outbox] max_bytes must be at least 16384, got {o.max_bytes}")
     if o.max_age < 60:
         p.append(f"[outbox] max_age must be at least 60 seconds, got {o.max_age}")
     if not o.path:

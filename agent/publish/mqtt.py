@@ -112,6 +112,7 @@ class MqttPublisher:
         self._pending: dict[int, tuple[object, str]] = {}
         self._early: dict[int, tuple[ReasonCode, float]] = {}
         self._untracked: set[int] = set()
+        self._denied_topics: dict[str, int] = {}
         self._results: queue.SimpleQueue[tuple[int, ReasonCode]] = queue.SimpleQueue()
         self._connected = threading.Event()
         self._attempt = 0
@@ -256,7 +257,15 @@ class MqttPublisher:
         token, topic = self._pending.pop(mid)
         if rc.is_failure:
             self.denied += 1
-            log.error("broker refused message on %s: %s (reason code 0x%02x)", topic, rc, rc.value)
+            n = self._denied_topics[topic] = self._denied_topics.get(topic, 0) + 1
+            if n == 1 or n % 100 == 0:  # log the first and then every 100th, not every report
+                log.error(
+                    "broker refused message on %s: %s (code 0x%02x, %d so far on that topic)",
+                    topic,
+                    rc,
+                    rc.value,
+                    n,
+                )
             return Result(token, False, str(rc), topic)
         return Result(token, True, str(rc), topic)
 
