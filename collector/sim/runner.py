@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
 from agent import envelope as env
-from collector.broker.select import PROTOCOL_V311, Endpoint
+from agent.errors import AgentError
+from agent.publish.interface import PublishError
+from agent.publish.mqtt import MqttPublisher, MqttSettings
+from collector.broker.select import Endpoint
 from collector.sim.fleet import SimDevice, SimError, health_body
 
 log = logging.getLogger("dunewatch.sim")
@@ -30,35 +30,37 @@ Progress = Callable[[str], None]
 
 @dataclass
 class _Agent:
-    """One simulated agent's connection and sequence state."""
+    """One simulated agent: the agent's own MQTT publisher plus its sequence counter."""
 
     device: SimDevice
-    client: mqtt.Client
-    boot: str
-    root: str
+    pub: MqttPublisher
     seq: int = 0
-    connected: threading.Event = field(default_factory=threading.Event)
-    failed: str = ""
     gone: bool = False
 
-    def publish(self, kind: str, body: Mapping[str, Any]) -> None:
+    @property
+    def boot(self) -> str:
+        return self.pub.settings.boot_id
+
+    def publish(self, kind: str, body: Mapping[str, Any]) -> bool:
         self.seq += 1
         e = env.make(self.device.device_id, self.boot, self.seq, kind, body)
-        self.client.publish(
-            env.topic(self.root, self.device.device_id, kind),
-            e.encode(),
-            qos=env.QOS[kind],
-            retain=env.RETAIN[kind],
-        )
+        try:
+            self.pub.publish(e)
+        except PublishError:
+            return False
+        self.pub.drain()  # results only free the in-flight window here; nothing to keep
+        return True
 
-    def publish_state(self, online: bool, reason: str) -> None:
-        e = env.state(self.device.device_id, self.boot, online, reason, simulated=True)
-        self.client.publish(
-            env.topic(self.root, self.device.device_id, env.KIND_STATE),
-            e.encode(),
-            qos=1,
-            retain=True,
-        )
+
+class _QuietSimClients(logging.Filter):
+    """Hundreds of simulated clients connecting and leaving would drown the log: keep errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "-sim-" not in record.threadName
+
+
+_QUIET = _QuietSimClients()
+_PUB_LOG = logging.getLogger("dunewatch.agent.mqtt")
 
 
 @dataclass
@@ -66,6 +68,7 @@ class RunStats:
     connected: int = 0
     failed: int = 0
     health_sent: int = 0
+    not_sent: int = 0  # window full or disconnected at that moment
     went_offline: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -100,26 +103,26 @@ class FleetRunner:
         self._started = 0.0
         self._duration: float | None = None
 
-    def _client(self, dev: SimDevice, boot: str) -> mqtt.Client:
-        proto = (
-            MQTTProtocolVersion.MQTTv311
-            if self.endpoint.protocol == PROTOCOL_V311
-            else MQTTProtocolVersion.MQTTv5
+    def _settings(self, dev: SimDevice) -> MqttSettings:
+        return MqttSettings(
+            host=self.endpoint.host,
+            port=self.endpoint.port,
+            device_id=dev.device_id,
+            root=self.root,
+            username=dev.device_id,
+            password=self.passwords[dev.device_id],
+            client_id=dev.device_id,
+            protocol=self.endpoint.protocol,
+            tls=self.endpoint.tls,
+            window=20,
+            birth_extra={"simulated": True},
         )
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=dev.device_id, protocol=proto)
-        client.username_pw_set(dev.device_id, self.passwords[dev.device_id])
-        if self.endpoint.tls:
-            client.tls_set()
-        will = env.state(dev.device_id, boot, False, "will", simulated=True)
-        client.will_set(
-            env.topic(self.root, dev.device_id, env.KIND_STATE), will.encode(), qos=1, retain=True
-        )
-        return client
 
     def start(self, duration: float | None = None) -> None:
         """Connect all agents (in the background) and start publishing."""
         self._started = time.monotonic()
         self._duration = duration
+        _PUB_LOG.addFilter(_QUIET)
         self._thread = threading.Thread(target=self._run, name="sim-fleet", daemon=True)
         self._thread.start()
 
@@ -127,36 +130,25 @@ class FleetRunner:
         for dev in self.devices:
             if self._stop.is_set():
                 return
-            boot = env.new_boot_id()
-            agent = _Agent(dev, self._client(dev, boot), boot, self.root)
-
-            def on_connect(
-                c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any, a: _Agent = agent
-            ) -> None:
-                if rc.is_failure:
-                    a.failed = str(rc)
-                else:
-                    a.publish_state(True, "birth")
-                a.connected.set()
-
-            agent.client.on_connect = on_connect
+            agent = _Agent(dev, MqttPublisher(self._settings(dev)))
             try:
-                agent.client.connect(self.endpoint.host, self.endpoint.port, keepalive=30)
-            except OSError as exc:
+                agent.pub.start()
+            except AgentError as exc:
                 self.stats.failed += 1
                 self.stats.errors.append(f"{dev.device_id}: {exc}")
                 continue
-            agent.client.loop_start()
             self._agents.append(agent)
+        deadline = time.monotonic() + 20.0
         for agent in self._agents:
-            agent.connected.wait(10.0)
-            if agent.failed or not agent.connected.is_set():
-                self.stats.failed += 1
-                why = agent.failed or "no CONNACK"
-                self.stats.errors.append(f"{agent.device.device_id}: {why}")
-            else:
+            if self._stop.is_set():
+                return
+            if agent.pub.wait_connected(max(0.0, deadline - time.monotonic())):
                 self.stats.connected += 1
                 agent.publish(env.KIND_INVENTORY, agent.device.inventory)
+            else:
+                self.stats.failed += 1
+                why = agent.pub.last_error or "no CONNACK"
+                self.stats.errors.append(f"{agent.device.device_id}: {why}")
         self.progress(
             f"simulated fleet: {self.stats.connected} agents connected"
             + (f", {self.stats.failed} failed" if self.stats.failed else "")
@@ -174,39 +166,43 @@ class FleetRunner:
         while not self._stop.is_set():
             elapsed = time.monotonic() - self._started
             for agent in self._agents:
-                if agent.gone or agent.failed:
+                if agent.gone or not agent.pub.connected:
                     continue
                 off = agent.device.offline_after
                 if off is not None and self._duration and elapsed >= off * self._duration:
                     self._drop(agent)
                     continue
                 body = health_body(agent.device, tick, self.interval, elapsed + 3600)
-                agent.publish(env.KIND_HEALTH, body)
-                self.stats.health_sent += 1
+                if agent.publish(env.KIND_HEALTH, body):
+                    self.stats.health_sent += 1
+                else:
+                    self.stats.not_sent += 1
             tick += 1
             next_at += self.interval
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def _drop(self, agent: _Agent) -> None:
-        """Vanish without DISCONNECT: the broker publishes the last will."""
+        """Vanish without DISCONNECT, as a camera whose power is cut: the broker sends the will."""
         agent.gone = True
-        agent.client.loop_stop()
-        sock = agent.client.socket()
-        if sock is not None:
-            sock.close()
+        client = agent.pub._client  # the simulation needs the raw socket; agents never do this
+        agent.pub._client = None
+        if client is not None:
+            client.loop_stop()
+            sock = client.socket()
+            if sock is not None:
+                sock.close()
         self.stats.went_offline += 1
         self.progress(f"simulated {agent.device.device_id} went offline (power cut)")
 
     def stop(self) -> None:
-        """Clean shutdown of the agents still running: `offline` state, then DISCONNECT."""
+        """Clean shutdown of the agents still running: retained `offline`, then DISCONNECT."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(15.0)
+            self._thread.join(30.0)
         for agent in self._agents:
             if agent.gone:
                 continue
-            if agent.connected.is_set() and not agent.failed:
-                agent.publish_state(False, "shutdown")
-            agent.client.disconnect()
-            agent.client.loop_stop()
+            bye = env.state(agent.device.device_id, agent.boot, False, "shutdown", simulated=True)
+            agent.pub.stop(offline=bye, timeout=2.0)
         self._agents.clear()
+        _PUB_LOG.removeFilter(_QUIET)
