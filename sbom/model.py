@@ -45,6 +45,7 @@ EVIDENCE_DMI: Final = "dmi"
 EVIDENCE_OS_RELEASE: Final = "os-release"
 EVIDENCE_SNMP: Final = "snmp"
 EVIDENCE_DECLARED: Final = "declared"  # asset register, user catalogue, agent config
+EVIDENCE_FILESYSTEM: Final = "filesystem"  # directory layout, e.g. lib/modules/<kernel release>
 
 CONFIDENCE_HIGH: Final = "high"
 CONFIDENCE_MEDIUM: Final = "medium"
@@ -91,6 +92,8 @@ class Component:
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     substitutability: float | None = None  # S in [0, 1]; None = layer default
     part_kind: str | None = None  # for hardware: soc, image_sensor, radio, module, chassis
+    hashes: tuple[tuple[str, str], ...] = ()  # (algorithm, hex digest), e.g. ("SHA-256", "ab..")
+    properties: tuple[tuple[str, str], ...] = ()  # extra dunewatch:* name/value pairs
 
 
 @dataclass(frozen=True)
@@ -114,3 +117,5 @@ class DeviceBom:
     device: DeviceInfo
     components: tuple[Component, ...]
     source: str  # agent, snmp, rootfs
+    properties: tuple[tuple[str, str], ...] = ()  # scan facts (counts, hostname, board, ...)
+    errors: tuple[str, ...] = ()  # one line per evidence source that could not be read
