@@ -1,0 +1,309 @@
+"""Simulated SNMP agents on loopback: snmpsim (many devices) and Debian's snmpd (one real agent).
+
+Used by the tests, the benchmark and `dunewatch demo`. Everything here is labelled simulated:
+the data files describe invented devices. Processes bind 127.0.0.1 only.
+
+snmpsim serves one device per data file: the community (v1/v2c) or the SNMPv3 context name is the
+file's path under the data directory without `.snmprec`. Every port of one process serves every
+file, so distinct devices per port need one process per port (see LIBRARY-NOTES).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Final
+
+from collector.snmp.interface import SimulatorError
+from collector.snmp.targets import Target
+
+SNMPREC_DEVICES: Final = ("camera", "nvr", "gateway")
+V3_USER: Final = "monitor"
+V3_AUTH_KEY: Final = "authpass123"
+V3_PRIV_KEY: Final = "privpass123"
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port nothing listens on right now (tiny race with other starters; fine for tests)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def packaged_snmprec(name: str) -> str:
+    """Text of a packaged simulated device (camera, nvr, gateway)."""
+    return files("collector.snmp").joinpath(f"data/snmprec/{name}.snmprec").read_text("utf-8")
+
+
+def _check_loopback(host: str) -> None:
+    if not host.startswith("127."):
+        raise SimulatorError(f"simulated agents bind loopback only, not {host!r}")
+
+
+def _wait_ready(target: Target, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    """Poll sysDescr until the agent answers; fail with its output if it dies first."""
+    from collector.snmp.poller import Poller
+
+    deadline = time.monotonic() + timeout
+    quick = Target(**{**target.__dict__, "timeout": 0.3, "retries": 0})
+
+    async def probe() -> bool:
+        async with Poller() as poller:
+            try:
+                got = await poller.get(quick, ["1.3.6.1.2.1.1.1.0"])
+            except Exception:
+                return False
+            return bool(got.get("1.3.6.1.2.1.1.1.0"))
+
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace")[-2000:] if proc.stdout else ""
+            raise SimulatorError(f"{what} exited with code {proc.returncode}: {out.strip()}")
+        if asyncio.run(probe()):
+            return
+    raise SimulatorError(f"{what} did not answer on {target.address} within {timeout:g} s")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@dataclass(frozen=True)
+class SimulatedDevice:
+    name: str  # community / v3 context name
+    port: int
+    host: str = "127.0.0.1"
+
+    def v2c_target(self, **kwargs: object) -> Target:
+        return Target(
+            host=self.host,
+            port=self.port,
+            version="2c",
+            community=self.name,
+            device_id=kwargs.pop("device_id", f"sim-{self.name.replace('/', '-')}-{self.port}"),  # type: ignore[arg-type]
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def v3_target(self, **kwargs: object) -> Target:
+        return Target(
+            host=self.host,
+            port=self.port,
+            version="3",
+            user=V3_USER,
+            auth_proto="SHA",
+            auth_key=V3_AUTH_KEY,
+            priv_proto="AES",
+            priv_key=V3_PRIV_KEY,
+            context=self.name,
+            device_id=kwargs.pop("device_id", f"sim-{self.name.replace('/', '-')}-{self.port}"),  # type: ignore[arg-type]
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+class Snmpsim:
+    """One snmpsim-command-responder process serving `devices` ({name: snmprec text}) on one port.
+
+    start() writes the data files, starts the process and waits until it answers; stop() ends it.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        devices: Mapping[str, str],
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        max_var_binds: int = 256,
+        executable: str | None = None,
+    ) -> None:
+        _check_loopback(host)
+        if not devices:
+            raise SimulatorError("snmpsim needs at least one device data file")
+        self.workdir = Path(workdir).resolve()
+        self.devices = dict(devices)
+        self.host = host
+        self.port = port
+        self.max_var_binds = max_var_binds
+        self.executable = executable
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def device(self, name: str) -> SimulatedDevice:
+        if name not in self.devices:
+            raise SimulatorError(f"no simulated device {name!r}")
+        assert self.port is not None
+        return SimulatedDevice(name, self.port, self.host)
+
+    def command(self) -> list[str]:
+        exe = self.executable or shutil.which("snmpsim-command-responder")
+        base = [exe] if exe else [sys.executable, "-m", "snmpsim.commands.responder"]
+        args = [
+            f"--data-dir={self.workdir / 'data'}",
+            f"--cache-dir={self.workdir / 'cache'}",
+            f"--agent-udpv4-endpoint={self.host}:{self.port}",
+            f"--v3-user={V3_USER}",
+            f"--v3-auth-key={V3_AUTH_KEY}",
+            "--v3-auth-proto=SHA",
+            f"--v3-priv-key={V3_PRIV_KEY}",
+            "--v3-priv-proto=AES",
+            f"--max-var-binds={self.max_var_binds}",
+            "--logging-method=null",
+        ]
+        if os.geteuid() == 0:
+            # snmpsim refuses to run as root unless told which user to keep (LIBRARY-NOTES).
+            args += ["--process-user=root", "--process-group=root"]
+        return base + args
+
+    def start(self, timeout: float = 60.0) -> None:
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "cache").mkdir(parents=True, exist_ok=True)
+        for name, text in self.devices.items():
+            path = data / f"{name}.snmprec"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        if self.port is None:
+            self.port = free_udp_port(self.host)
+        self._proc = subprocess.Popen(
+            self.command(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        first = next(iter(self.devices))
+        try:
+            _wait_ready(self.device(first).v2c_target(), self._proc, "snmpsim", timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        _stop(self._proc)
+        if self._proc is not None and self._proc.stdout:
+            self._proc.stdout.close()
+        self._proc = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def __enter__(self) -> Snmpsim:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Snmpd:
+    """Debian's net-snmp agent on a loopback port with a v2c community and a v3 authPriv user."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        community: str = "edgeRO",
+        v3_user: str = V3_USER,
+        auth_key: str = V3_AUTH_KEY,
+        priv_key: str = V3_PRIV_KEY,
+        sys_name: str = "sim-snmpd",
+        executable: str | None = None,
+        extra_config: Sequence[str] = (),
+    ) -> None:
+        _check_loopback(host)
+        self.workdir = Path(workdir).resolve()
+        self.host = host
+        self.port = port
+        self.community = community
+        self.v3_user = v3_user
+        self.auth_key = auth_key
+        self.priv_key = priv_key
+        self.sys_name = sys_name
+        self.executable = executable
+        self.extra_config = tuple(extra_config)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def config_text(self) -> str:
+        return "\n".join(
+            [
+                f"agentaddress udp:{self.host}:{self.port}",
+                f"rocommunity {self.community} {self.host} .1",
+                f'createUser {self.v3_user} SHA "{self.auth_key}" AES "{self.priv_key}"',
+                f"rouser {self.v3_user} priv .1",
+                f"sysName {self.sys_name}",
+                "sysLocation simulated lab (loopback)",
+                "sysContact ops@example.org",
+                *self.extra_config,
+                "",
+            ]
+        )
+
+    def v2c_target(self, **kwargs: object) -> Target:
+        assert self.port is not None
+        params: dict[str, object] = {"community": self.community}
+        params.update(kwargs)
+        return Target(host=self.host, port=self.port, version="2c", **params)  # type: ignore[arg-type]
+
+    def v3_target(self, **kwargs: object) -> Target:
+        assert self.port is not None
+        params: dict[str, object] = {
+            "user": self.v3_user,
+            "auth_proto": "SHA",
+            "auth_key": self.auth_key,
+            "priv_proto": "AES",
+            "priv_key": self.priv_key,
+        }
+        params.update(kwargs)
+        return Target(host=self.host, port=self.port, version="3", **params)  # type: ignore[arg-type]
+
+    def start(self, timeout: float = 30.0) -> None:
+        exe = self.executable or shutil.which("snmpd") or "/usr/sbin/snmpd"
+        if self.port is None:
+            self.port = free_udp_port(self.host)
+        persist = self.workdir / "persist"
+        persist.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "snmpd.conf"
+        conf.write_text(self.config_text(), encoding="utf-8")
+        env = {**os.environ, "MIBS": "", "SNMP_PERSISTENT_DIR": str(persist)}
+        self._proc = subprocess.Popen(
+            [exe, "-f", "-Lo", "-C", "-c", str(conf), "-p", str(self.workdir / "snmpd.pid")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            _wait_ready(self.v2c_target(), self._proc, "snmpd", timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        _stop(self._proc)
+        if self._proc is not None and self._proc.stdout:
+            self._proc.stdout.close()
+        self._proc = None
+
+    def __enter__(self) -> Snmpd:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
