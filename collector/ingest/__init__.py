@@ -24,9 +24,14 @@ def _mqtt(table: Mapping[str, Any], config: CollectorConfig, opener: StoreOpener
     return MqttSource(config.broker, config.ingest, opener)
 
 
-# The registry: add one (type, factory) pair per source. SNMP polling registers here as
-# ("snmp", <factory in collector.snmp.source>) once that module exists.
-SOURCE_TYPES: tuple[tuple[str, SourceFactory], ...] = (("mqtt", _mqtt),)
+def _snmp(table: Mapping[str, Any], config: CollectorConfig, opener: StoreOpener) -> IngestSource:
+    from collector.snmp.source import source_factory
+
+    return source_factory(table, config, opener)
+
+
+# The registry: add one (type, factory) pair per source.
+SOURCE_TYPES: tuple[tuple[str, SourceFactory], ...] = (("mqtt", _mqtt), ("snmp", _snmp))
 
 
 def make_source(
