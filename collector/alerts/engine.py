@@ -20,8 +20,9 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from collector.alerts.builder import BomBuilder, build_snapshot
 from collector.alerts.config import AlertsConfig
 from collector.alerts.interface import Rule
 from collector.alerts.model import (
@@ -39,9 +40,6 @@ from collector.alerts.model import (
 from collector.alerts.rules import RULES
 from collector.alerts.store import AlertStore
 from collector.sinks.interface import Sink, SinkError
-
-if TYPE_CHECKING:
-    import sqlite_utils
 
 log = logging.getLogger("dunewatch.alerts")
 
@@ -188,8 +186,8 @@ def process(
             if alert.silenced_by is not None and silenced_by is None and up <= 0:
                 store.add_event(fresh, EVENT_UNSILENCED, now, {"silence": alert.silenced_by})
         for key, alert in active.items():
-            if key in seen or alert.rule_id not in ran:
-                continue  # still holds, or its rule could not check it this pass
+            if key in seen or alert.rule_id not in ran or alert.device_id in snapshot.incomplete:
+                continue  # still holds, or it could not be checked this pass
             done = store.mark_resolved(alert.id, now, RESOLVED_BY_AUTO)
             store.add_event(
                 done,
@@ -280,7 +278,7 @@ def dispatch(
 
 
 def evaluate(
-    db: str | Path | sqlite_utils.Database,
+    db: str | Path,
     kb: Any = None,
     config: AlertsConfig | None = None,
     now: float | None = None,
@@ -288,13 +286,15 @@ def evaluate(
     sinks: Sequence[Sink] = (),
     rules: Sequence[Rule] = RULES,
     snapshot: FleetSnapshot | None = None,
+    policy: Any = None,
+    bom_builder: BomBuilder | None = None,
 ) -> EvaluationResult:
     """One full pass over the collector database at `db`: snapshot, rules, lifecycle, sinks.
 
-    `kb` is a firmware_db knowledge base (None: `firmware_db.open_default()` when available).
-    Sinks must be started by the caller (the serve loop keeps them connected between passes).
+    `kb` is a firmware_db knowledge base (None: `firmware_db.open_default()`); `policy` the DDI
+    policy (sbom.policy.DunePolicy; None: its defaults). Sinks must be started by the caller (the
+    serve loop keeps them connected between passes).
     """
-    from collector.alerts.builder import build_snapshot
 
     config = config or AlertsConfig()
     now = time.time() if now is None else now
@@ -303,7 +303,15 @@ def evaluate(
         start_cursor = store.max_event_id()
         errors: tuple[str, ...] = ()
         if snapshot is None:
-            snapshot, errors = build_snapshot(db, kb=kb, config=config, now=now, alert_store=store)
+            snapshot, errors = build_snapshot(
+                db,
+                kb=kb,
+                config=config,
+                now=now,
+                alert_store=store,
+                policy=policy,
+                bom_builder=bom_builder,
+            )
         result = process(snapshot, store, config, now, rules)
         deliveries = dispatch(store, sinks, now, start_cursor=start_cursor) if sinks else ()
     finally:

@@ -156,6 +156,8 @@ class FleetSnapshot:
     devices: tuple[DeviceState, ...] = ()
     concentration: tuple[Concentration, ...] = ()
     simulated: bool = False
+    # Devices whose data could not be assembled this pass: their alerts are kept as they are.
+    incomplete: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------- findings and alerts

@@ -1,0 +1,324 @@
+"""Assemble the read-only fleet snapshot the rules look at, from the real parts.
+
+Sources: the collector store (devices, liveness, latest health, health history, ingest counters),
+the SBOM builder (stored inventory -> classified components with lifecycles), firmware_db
+(vulnerabilities, device models, firmware releases), and the Digital Dune Index and aging analysis
+of sbom/. A device whose data cannot be assembled is logged, named in the errors and marked
+incomplete, so the engine does not auto-resolve its alerts on missing evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from collector.alerts.config import AlertsConfig
+from collector.alerts.model import (
+    ComponentState,
+    Concentration,
+    DeviceState,
+    FleetSnapshot,
+    HealthSample,
+    LayerGrade,
+    VulnRef,
+)
+from collector.alerts.store import AlertStore
+
+log = logging.getLogger("dunewatch.alerts")
+
+# (device summary from the store, stored inventory body) -> sbom.model.DeviceBom
+BomBuilder = Callable[[Any, Mapping[str, Any]], Any]
+
+
+def health_sample(ts: float, body: Mapping[str, Any]) -> HealthSample:
+    """Flatten one health body (docs/protocol.md): fullest disk, hottest sensor."""
+
+    def num(v: object) -> float | None:
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    def pct(section: object) -> float | None:
+        return num(section.get("pct")) if isinstance(section, Mapping) else None
+
+    disk: float | None = None
+    mount: str | None = None
+    disks = body.get("disk")
+    if isinstance(disks, Mapping):
+        for name, sec in disks.items():
+            p = pct(sec)
+            if p is not None and (disk is None or p > disk):
+                disk, mount = p, str(name)
+    temp: float | None = None
+    sensor: str | None = None
+    temps = body.get("temp")
+    if isinstance(temps, Mapping):
+        for name, value in temps.items():
+            t = num(value)
+            if t is not None and (temp is None or t > temp):
+                temp, sensor = t, str(name)
+    return HealthSample(
+        ts=ts,
+        cpu=pct(body.get("cpu")),
+        memory=pct(body.get("mem")),
+        disk=disk,
+        disk_mount=mount,
+        temperature=temp,
+        temperature_sensor=sensor,
+    )
+
+
+def default_bom_builder(kb: Any) -> BomBuilder | None:
+    """The SBOM builder for stored inventories (agent and SNMP share the format), if installed."""
+    try:
+        mod = importlib.import_module("sbom.builders.agent_inventory")
+    except ImportError:
+        return None
+    build = mod.build
+
+    def adapter(summary: Any, inventory: Mapping[str, Any]) -> Any:
+        return build(inventory, device_id=summary.device_id, knowledge=kb)
+
+    return adapter
+
+
+def _vulns(kb: Any, comp: Any) -> tuple[VulnRef, ...]:
+    if kb is None or not hasattr(kb, "vulnerabilities") or not comp.version:
+        return ()
+    if comp.purl:
+        found = kb.vulnerabilities(purl=comp.purl, version=comp.version)
+    elif comp.cpe:
+        found = kb.vulnerabilities(cpe=comp.cpe)
+    else:
+        found = kb.vulnerabilities(name=comp.name, version=comp.version)
+    return tuple(
+        VulnRef(
+            id=v.id,
+            severity=v.severity,
+            cvss=v.cvss,
+            kev=bool(v.kev),
+            kev_date=v.kev_date,
+            fixed_version=v.fixed_version,
+        )
+        for v in found
+    )
+
+
+def _components(bom: Any, kb: Any, aging: Any) -> tuple[ComponentState, ...]:
+    out: list[ComponentState] = []
+    for comp in bom.components:
+        lc = comp.lifecycle
+        out.append(
+            ComponentState(
+                name=comp.name,
+                version=comp.version,
+                layer=comp.layer,
+                status=lc.status,
+                eol=lc.eol,
+                cycle=lc.cycle,
+                latest=lc.latest,
+                versions_behind=lc.versions_behind,
+                source=lc.source,
+                vulns=_vulns(kb, comp),
+            )
+        )
+    # The device model itself, when the vendor catalogue dates it (aging puts it on layer 'device').
+    if aging is not None:
+        for f in (*aging.eol, *aging.approaching):
+            if f.layer == "device":
+                out.append(
+                    ComponentState(
+                        name=f.name,
+                        version=None,
+                        layer="device",
+                        status=f.status,
+                        eol=f.eol,
+                        source=f.source,
+                    )
+                )
+    return tuple(out)
+
+
+def _grades(dune: Any) -> tuple[LayerGrade, ...]:
+    out = []
+    for layer in dune.layers:
+        d = layer.driver
+        if d is None:
+            continue
+        out.append(
+            LayerGrade(
+                layer=layer.layer,
+                grade=layer.grade,
+                exposure=layer.exposure,
+                driver=f"{d.name} {d.version}" if d.version else d.name,
+                supplier=d.owner or d.supplier,
+                country=d.country,
+            )
+        )
+    return tuple(out)
+
+
+def _concentration(fleet: Any) -> tuple[Concentration, ...]:
+    out = []
+    for layer in fleet.layers:
+        for dim, conc in (("jurisdiction", layer.by_jurisdiction), ("vendor", layer.by_vendor)):
+            if conc.top1 is None:
+                continue
+            out.append(
+                Concentration(
+                    layer=layer.layer,
+                    dimension=dim,
+                    hhi=round(conc.hhi, 2),
+                    top1=conc.top1.key,
+                    top1_share=round(conc.top1.share, 4),
+                    n50=conc.n50,
+                )
+            )
+    return tuple(out)
+
+
+def build_snapshot(
+    db: str | Path,
+    *,
+    kb: Any = None,
+    config: AlertsConfig,
+    now: float,
+    alert_store: AlertStore,
+    policy: Any = None,
+    bom_builder: BomBuilder | None = None,
+) -> tuple[FleetSnapshot, tuple[str, ...]]:
+    """Snapshot of the fleet in the collector database at `db`, plus per-device errors."""
+    from collector.store import open_store
+
+    errors: list[str] = []
+    if kb is None:
+        try:
+            from firmware_db import open_default
+
+            kb = open_default()
+        except Exception as exc:  # knowledge is optional: rules needing it then find nothing
+            errors.append(f"knowledge base unavailable: {exc}")
+            kb = None
+    builder = bom_builder or default_bom_builder(kb)
+    if builder is None:
+        errors.append("SBOM builder unavailable: lifecycle, vulnerability and dune rules skipped")
+    dune_mod: Any = None
+    aging_mod: Any = None
+    try:
+        from sbom import aging as aging_mod
+        from sbom import dune as dune_mod
+        from sbom.policy import DunePolicy
+
+        policy = policy or DunePolicy()
+    except ImportError as exc:
+        errors.append(f"dune/aging unavailable: {exc}")
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    store = open_store(db)
+    devices: list[DeviceState] = []
+    scored: list[Any] = []
+    incomplete: set[str] = set()
+    simulated_all = True
+    try:
+        summaries = store.devices()
+        for s in summaries:
+            simulated_all = simulated_all and s.simulated
+            try:
+                state, dune = _device_state(
+                    store, s, kb, config, now, today, alert_store, builder, policy,
+                    dune_mod, aging_mod,
+                )  # fmt: skip
+            except Exception as exc:  # one broken device must not hide the fleet
+                log.warning("alerts: cannot assess %s: %s", s.device_id, exc)
+                errors.append(f"device {s.device_id}: {type(exc).__name__}: {exc}")
+                incomplete.add(s.device_id)
+                continue
+            devices.append(state)
+            if dune is not None:
+                scored.append(dune)
+    finally:
+        store.close()
+    concentration: tuple[Concentration, ...] = ()
+    if dune_mod is not None and scored:
+        concentration = _concentration(dune_mod.fleet_dune(scored, policy))
+    snapshot = FleetSnapshot(
+        taken_at=now,
+        devices=tuple(devices),
+        concentration=concentration,
+        simulated=bool(devices) and simulated_all,
+        incomplete=frozenset(incomplete),
+    )
+    return snapshot, tuple(errors)
+
+
+def _device_state(
+    store: Any,
+    s: Any,
+    kb: Any,
+    config: AlertsConfig,
+    now: float,
+    today: dt.date,
+    alert_store: AlertStore,
+    builder: BomBuilder | None,
+    policy: Any,
+    dune_mod: Any,
+    aging_mod: Any,
+) -> tuple[DeviceState, Any]:
+    dev_id = s.device_id
+    body = store.latest_health(dev_id)
+    window = store.health_history(dev_id, now - config.saturation_window, now)
+    latest = None
+    if body is not None:
+        ts = window[-1].ts if window else (s.last_seen or now)
+        latest = health_sample(ts, body)
+    stats = store.ingest_stats(dev_id)
+    loss = alert_store.loss_in_window(
+        dev_id, now, config.telemetry_window, stats.accepted, stats.gap, stats.dropped
+    )
+    fields: dict[str, Any] = {}
+    dune = None
+    inventory = store.current_inventory(dev_id) if builder is not None else None
+    if inventory is not None and builder is not None:
+        bom = builder(s, inventory)
+        aging = None
+        if aging_mod is not None:
+            aging = aging_mod.assess_device(
+                bom, kb, [], today, policy=policy, first_seen=s.first_seen
+            )
+            fw = aging.firmware
+            if fw is not None:
+                fields.update(
+                    firmware_version=fw.version,
+                    firmware_latest=fw.latest,
+                    firmware_versions_behind=fw.versions_behind,
+                    firmware_release_date=fw.release_date,
+                )
+            if aging.unsupported:
+                u = aging.unsupported[0]
+                fields.update(
+                    support_status="unsupported", support_detail=u.reason, support_end=u.since
+                )
+        if dune_mod is not None:
+            dune = dune_mod.score_device(bom, policy, today)
+            fields["layer_grades"] = _grades(dune)
+        fields["components"] = _components(bom, kb, aging)
+    state = DeviceState(
+        device_id=dev_id,
+        status=s.status,
+        status_since=s.status_since,
+        last_seen=s.last_seen,
+        tags=dict(s.tags),
+        criticality=s.criticality,
+        simulated=s.simulated,
+        vendor=s.vendor,
+        model=s.model,
+        latest_health=latest,
+        health_window=tuple(health_sample(p.ts, p.body) for p in window),
+        loss=loss,
+        **fields,
+    )
+    if "firmware_version" not in fields and s.firmware:
+        state = replace(state, firmware_version=s.firmware)
+    return state, dune

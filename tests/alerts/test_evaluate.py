@@ -1,0 +1,188 @@
+"""One full evaluation pass over a real collector SQLite store (the collector's own Store code)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from agent import envelope as E
+from collector.alerts.config import AlertsConfig
+from collector.alerts.engine import evaluate
+from collector.alerts.model import FLEET_TARGET
+from collector.alerts.store import AlertStore
+from collector.store import open_store
+from firmware_db.models import Vulnerability
+from sbom.model import Component, DeviceBom, DeviceInfo, Lifecycle, Supplier
+from sbom.policy import DunePolicy
+from tests.alerts.snap import NOW
+
+BOOT = "b" * 32
+
+
+def health(dev: str, seq: int, ts: float, cpu: float, temp: float | None = None) -> E.Envelope:
+    body: dict[str, Any] = {
+        "interval": 10,
+        "cpu": {"pct": cpu},
+        "mem": {"pct": 40.0},
+        "disk": {"/": {"pct": 50.0}, "/data": {"pct": 60.0}},
+    }
+    if temp is not None:
+        body["temp"] = {"cpu_thermal": temp}
+    return E.make(dev, BOOT, seq, "health", body, ts=ts)
+
+
+def inventory(dev: str, seq: int, ts: float) -> E.Envelope:
+    body = {
+        "hash": "x" * 64,
+        "source": "agent",
+        "hostname": dev,
+        "packages": [{"name": "libssl1.0.0", "version": "1.0.2u-1", "manager": "dpkg"}],
+    }
+    return E.make(dev, BOOT, seq, "inventory", body, ts=ts)
+
+
+class FakeKb:
+    """Our own narrow stand-in for firmware_db: one KEV-listed CVE in OpenSSL 1.0.2."""
+
+    def vulnerabilities(self, **kw: Any) -> list[Vulnerability]:
+        if kw.get("name") != "openssl":
+            return []
+        return [
+            Vulnerability(
+                "CVE-2016-2183",
+                (),
+                "HIGH",
+                7.5,
+                True,
+                "2023-01-01",
+                None,
+                "SWEET32 (test fixture)",
+                None,
+                "test",
+            )
+        ]
+
+    def device_model(self, vendor: str, model: str) -> None:
+        return None
+
+    def latest_firmware(self, vendor: str, model: str) -> None:
+        return None
+
+    def asset(self, device_id: str) -> None:
+        return None
+
+
+def bom_builder(summary: Any, inv: Mapping[str, Any]) -> DeviceBom:
+    """Stands in for the SBOM builder: a restricted-country SoC and an end-of-life OpenSSL."""
+    soc = Component(
+        "ZX1000",
+        None,
+        "device",
+        "soc",
+        "device-tree",
+        substitutability=0.0,
+        supplier=Supplier("Zeta Chips", country="ZZ"),
+        lifecycle=Lifecycle("eol", "2020-06-30", source="test"),
+    )
+    ssl = Component(
+        "openssl",
+        "1.0.2u",
+        "library",
+        "crypto",
+        "package-db",
+        supplier=Supplier("OpenSSL", community=True),
+        lifecycle=Lifecycle("eol", "2019-12-31", "1.0.2", "1.0.2u", 0, "test"),
+    )
+    return DeviceBom(DeviceInfo(summary.device_id), (soc, ssl), "agent")
+
+
+def test_evaluate_over_a_real_store(tmp_path: Path) -> None:
+    db = tmp_path / "dunewatch.db"
+    st = open_store(db)
+    st.ensure_device("cam-hot", tags={"district": "north"})
+    st.ensure_device("cam-off", tags={"district": "south"})
+    st.ensure_device("gw-old", tags={"district": "north"})
+    # cam-hot: CPU pegged, hot, and seqs 3 and 4 never arrived (telemetry loss)
+    st.apply([health("cam-hot", s, NOW - 50 + s, 99.0, 85.0) for s in (1, 2, 5)], NOW - 40)
+    # cam-off: reported, then its last will
+    st.apply([health("cam-off", 1, NOW - 100, 10.0)], NOW - 100)
+    st.apply(
+        [E.Envelope("cam-off", BOOT, 0, NOW - 90, "state", {"state": "offline", "reason": "will"})],
+        NOW - 90,
+    )
+    # gw-old: an inventory the BOM builder turns into an EOL OpenSSL on a restricted SoC
+    st.apply([inventory("gw-old", 1, NOW - 30), health("gw-old", 2, NOW - 20, 5.0)], NOW - 20)
+    st.close()
+
+    policy = DunePolicy(home="AA", restricted=frozenset({"ZZ"}))
+    r = evaluate(db, FakeKb(), AlertsConfig(), NOW, policy=policy, bom_builder=bom_builder)
+    assert r.rule_errors == () and r.snapshot_errors == ()
+    got = {(a.rule_id, a.device_id) for a in r.opened}
+    assert got == {
+        ("health.cpu", "cam-hot"),
+        ("health.temperature", "cam-hot"),
+        ("telemetry.loss", "cam-hot"),
+        ("device.offline", "cam-off"),
+        ("eol.reached", "gw-old"),
+        ("vuln.component", "gw-old"),
+        ("vuln.eol_exploited", "gw-old"),
+        ("dune.grade", "gw-old"),
+        ("fleet.concentration", None),  # soc: all ZZ; crypto: all community
+    }
+    by_rule = {a.rule_id: a for a in r.opened}
+    assert by_rule["telemetry.loss"].evidence["gap"] == 2
+    assert by_rule["vuln.component"].severity == "critical"
+    assert by_rule["vuln.eol_exploited"].severity == "emergency"
+    assert by_rule["dune.grade"].evidence["country"] == "ZZ"
+    (conc,) = [a for a in r.opened if a.dedupe_key.endswith("|soc:jurisdiction")]
+    assert conc.evidence["hhi"] == 10000.0 and conc.evidence["top1"] == "ZZ"
+    assert conc.dedupe_key.endswith(f"|{FLEET_TARGET}|soc:jurisdiction")
+
+    # second pass, nothing changed: nothing new, nothing resolved (dedupe across passes)
+    r2 = evaluate(db, FakeKb(), AlertsConfig(), NOW + 30, policy=policy, bom_builder=bom_builder)
+    assert r2.opened == () and r2.resolved == () and r2.active == len(r.opened) == 11
+
+    # cam-off comes back, cam-hot cools down: their alerts resolve on their own
+    st = open_store(db)
+    st.apply(
+        [
+            E.Envelope(
+                "cam-off", BOOT + "2", 0, NOW + 40, "state", {"state": "online", "reason": "birth"}
+            )
+        ],
+        NOW + 40,
+    )
+    st.apply([health("cam-hot", 6, NOW + 45, 20.0, 50.0)], NOW + 45)
+    st.close()
+    r3 = evaluate(db, FakeKb(), AlertsConfig(), NOW + 60, policy=policy, bom_builder=bom_builder)
+    assert {(a.rule_id, a.device_id) for a in r3.resolved} == {
+        ("device.offline", "cam-off"),
+        ("health.cpu", "cam-hot"),
+        ("health.temperature", "cam-hot"),
+    }
+    alerts = AlertStore(db)
+    try:
+        assert len(alerts.open_alerts()) == 11 - 3
+        assert alerts.open_alerts()[0].rule_id == "vuln.eol_exploited"  # worst first
+    finally:
+        alerts.close()
+
+
+def test_evaluate_without_sbom_builder_still_runs_liveness_rules(tmp_path: Path) -> None:
+    db = tmp_path / "dunewatch.db"
+    st = open_store(db)
+    st.ensure_device("cam-1")
+    st.apply(
+        [E.Envelope("cam-1", BOOT, 0, NOW - 5, "state", {"state": "offline", "reason": "will"})],
+        NOW - 5,
+    )
+    st.close()
+    r = evaluate(
+        db,
+        FakeKb(),
+        AlertsConfig(),
+        NOW,
+        bom_builder=lambda s, inv: DeviceBom(DeviceInfo(s.device_id), (), "agent"),
+    )
+    assert [(a.rule_id, a.device_id) for a in r.opened] == [("device.offline", "cam-1")]
