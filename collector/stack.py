@@ -154,6 +154,7 @@ class Stack:
         self._agent: Any = None
         self._runner: Any = None
         self._snmpsim: Any = None
+        self._alerts: Any = None
         self._scan_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._started_at = 0.0
@@ -181,6 +182,7 @@ class Stack:
             names += [d.device_id for d in self.fleet.agents]
         self.credentials.ensure(names)
         self._start_broker()
+        self._register_local()
         if self.fleet is not None:
             self._register_fleet()
             self._start_snmpsim()
@@ -249,6 +251,12 @@ class Stack:
             f"http://127.0.0.1:{port}/metrics"
         )
         self._mark("collector", "running", f"database {self.config.db_path}")
+        self._alerts = stack_parts.AlertLoop(self.config.db_path)
+        try:
+            self._alerts.start()
+        except stack_parts.PartMissing as exc:
+            self._alerts = None
+            self._mark("alert evaluation", NOT_AVAILABLE, str(exc))
 
     # -- local agent -------------------------------------------------------------------------
 
@@ -287,6 +295,9 @@ class Stack:
                 n = stack_parts.scan_rootfs(
                     self.config.scan_root, self.config.sbom_path, local_device_id()
                 )
+            except stack_parts.PartMissing as exc:
+                self._mark("sbom scan", NOT_AVAILABLE, str(exc))
+                return
             except Exception as exc:  # a background job: record the failure, keep the rest
                 log.debug("sbom scan failed", exc_info=True)
                 self._mark("sbom scan", "failed", str(exc))
@@ -301,6 +312,12 @@ class Stack:
         self._scan_thread.start()
 
     # -- simulated fleet ---------------------------------------------------------------------
+
+    def _register_local(self) -> None:
+        """The local agent is enrolled by this job: say so in the store before it speaks."""
+        from collector import stack_parts
+
+        stack_parts.register_local(self.config.db_path, local_device_id())
 
     def _register_fleet(self) -> None:
         """Tag every simulated device in the store before it speaks: district, class, simulated."""
@@ -392,6 +409,8 @@ class Stack:
             steps.append(("snmpsim", self._snmpsim.stop))
         if self._agent is not None:
             steps.append(("local agent", self._agent.stop))
+        if self._alerts is not None:
+            steps.append(("alert evaluation", self._alerts.stop))
         if self._collector is not None:
             steps.append(("collector", self._collector.stop))
         if self.broker is not None:
@@ -401,7 +420,7 @@ class Stack:
                 fn()
             except Exception as exc:  # keep stopping the others
                 log.warning("stopping %s: %s", name, exc)
-        self._runner = self._snmpsim = self._agent = self._collector = None
+        self._runner = self._snmpsim = self._agent = self._collector = self._alerts = None
         self.broker = None
 
     def fleet_stats(self) -> Mapping[str, Any]:

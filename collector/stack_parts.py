@@ -13,9 +13,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,8 @@ def start_collector(
     """Start the collector service (ingest, liveness, alerts, SNMP sources, metrics) in-process."""
     if not _have("collector.service"):
         raise PartMissing("collector service (collector/service.py) missing")
-    from collector import service
     from collector.config import BrokerSettings, CollectorConfig, StoreSettings
+    from collector.service import Collector
 
     cfg = CollectorConfig(
         broker=BrokerSettings(
@@ -72,12 +73,40 @@ def start_collector(
             client_id="dunewatch-up-collector",
         ),
         store=StoreSettings(path=db_path),
+        sweep_seconds=2.0,
         metrics_listen=metrics_listen,
         sources=tuple(sources),
     )
-    svc = service.Service(cfg)  # type: ignore[attr-defined]
-    svc.start()
-    return svc
+    part = CollectorPart(Collector(cfg))
+    part.start()
+    return part
+
+
+@dataclass
+class CollectorPart:
+    """The collector service with its sweep loop on a thread of this process."""
+
+    collector: Any
+    thread: threading.Thread | None = None
+
+    @property
+    def metrics_url(self) -> str | None:
+        m = self.collector.metrics
+        return f"http://{m.host}:{m.port}/metrics" if m is not None else None
+
+    def start(self) -> None:
+        self.collector.start()
+        self.thread = threading.Thread(target=self.collector.run, name="collector", daemon=True)
+        self.thread.start()
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def stop(self) -> None:
+        self.collector.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(30.0)
+        self.collector.stop()
 
 
 def snmp_sources(targets_path: Path) -> list[dict[str, Any]]:
@@ -94,7 +123,7 @@ def snmp_sources(targets_path: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class AgentProcess:
-    """`python3 -m agent.cli run --config FILE` as a child process, stopped with SIGTERM."""
+    """`python3 -m agent run --config FILE` as a child process, stopped with SIGTERM."""
 
     proc: subprocess.Popen[bytes]
     log_path: Path
@@ -163,7 +192,7 @@ def start_local_agent(
     log_path = workdir / "agent.log"
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "run", "--config", str(conf)],
+            [sys.executable, "-m", "agent", "run", "--config", str(conf)],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -210,6 +239,16 @@ def register_devices(db_path: Path, devices: Sequence[Any]) -> int:
     return len(devices)
 
 
+def register_local(db_path: Path, device_id: str) -> None:
+    from collector.store import open_store
+
+    store = open_store(db_path)
+    try:
+        store.ensure_device(device_id, tags={"role": "collector host"}, enrolled=True)
+    finally:
+        store.close()
+
+
 # -- agentless simulated devices -----------------------------------------------------------------
 
 
@@ -253,3 +292,94 @@ def start_snmpsim(workdir: Path, devices: Sequence[Any], db_path: Path) -> Snmps
     path = workdir / "targets.toml"
     save_targets(path, targets)
     return SnmpsimPart(sim, path)
+
+
+# -- reading back what was stored ------------------------------------------------------------
+
+
+def status_counts(db_path: Path) -> dict[str, int]:
+    if not db_path.exists():
+        return {}
+    from collector.store import StoreError, open_store
+
+    try:
+        store = open_store(db_path)
+    except StoreError:
+        return {}
+    try:
+        return {k: v for k, v in store.status_counts().items() if v}
+    finally:
+        store.close()
+
+
+def device_rows(db_path: Path) -> list[dict[str, Any]]:
+    from collector.store import open_store
+
+    store = open_store(db_path)
+    try:
+        return [
+            {"device_id": d.device_id, "status": d.status, "simulated": d.simulated}
+            for d in store.devices()
+        ]
+    finally:
+        store.close()
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+
+def evaluate_alerts(db_path: Path) -> list[Any]:
+    """One alert evaluation pass over the database; returns the open alerts, worst first."""
+    if not _have("collector.alerts.engine"):
+        raise PartMissing("alerts engine (collector/alerts/engine.py) missing")
+    from collector.alerts.engine import evaluate
+    from collector.alerts.store import AlertStore
+
+    result = evaluate(db_path)
+    for err in getattr(result, "snapshot_errors", ()):
+        log.warning("alerts: %s", err)
+    store = AlertStore(db_path)
+    try:
+        return list(store.open_alerts())
+    finally:
+        store.close()
+
+
+@dataclass
+class AlertLoop:
+    """Evaluates alerts every `every` seconds while the stack runs (errors logged, loop goes on)."""
+
+    db_path: Path
+    every: float = 15.0
+    passes: int = 0
+    failures: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if not _have("collector.alerts.engine"):
+            raise PartMissing("alerts engine (collector/alerts/engine.py) missing")
+        self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                evaluate_alerts(self.db_path)
+                self.passes += 1
+            except Exception as exc:  # a daemon: log, count and keep going
+                self.failures += 1
+                log.error("alert evaluation failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30.0)
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+
+def write_report(db_path: Path, out: Path) -> Any:
+    """Build the fleet report from the database and write it as HTML; returns its data."""
+    raise PartMissing("report from the collector database not in this build")

@@ -56,7 +56,7 @@ class _QuietSimClients(logging.Filter):
     """Hundreds of simulated clients connecting and leaving would drown the log: keep errors."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or "-sim-" not in record.threadName
+        return record.levelno >= logging.ERROR or "-sim-" not in (record.threadName or "")
 
 
 _QUIET = _QuietSimClients()
