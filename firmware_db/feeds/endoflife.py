@@ -22,7 +22,10 @@ def _date_or_flag(value: Any, field: str) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return date.fromisoformat(value).isoformat()
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
     raise ValueError(f"{field} is neither a date nor true/false: {value!r}")
 
 

@@ -99,6 +99,8 @@ class JsonStream:
             self._pos += 1
             if c == "]":
                 return
+            if not c:
+                raise JsonStreamError("unexpected end of file inside the array", index)
             if c != ",":
                 raise JsonStreamError(
                     f"expected ',' or ']' after item at offset {self.offset - 1}", index
