@@ -62,6 +62,7 @@ class ReportData:
     alerts: tuple[AlertRow, ...] = ()
     alerts_note: str = "no alerts store"  # where alerts came from, or why there are none
     detail: int = 100  # how many of the top devices carry their SBOM components
+    skipped: tuple[tuple[str, str], ...] = ()  # (device id, reason) devices not analysed
 
     @property
     def simulated(self) -> int:

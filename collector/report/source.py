@@ -1,0 +1,178 @@
+"""Where reports get their devices: the collector store, turned into `DeviceInput` values.
+
+Each stored inventory (agent or SNMP, same format) becomes a classified `DeviceBom` through the
+SBOM builder and firmware_db; placement tags, criticality and the simulated flag come from the
+store and the asset register. A device that cannot be analysed (no inventory yet, a malformed
+one) is listed with the reason instead of silently counting as "no exposure".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from collector.report.build import DeviceInput, build_report
+from collector.report.interface import AlertRow, ReportData, ReportError
+from sbom.errors import SbomError
+from sbom.policy import DunePolicy
+
+log = logging.getLogger("dunewatch.report")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    device_id: str
+    reason: str
+
+
+class StoreSource:
+    """Iterate a store's devices as report inputs; `skipped` fills as the iteration runs."""
+
+    def __init__(
+        self,
+        store: Any,
+        kb: Any = None,
+        *,
+        device_id: str | None = None,
+        health_window_s: float = 86400.0,
+        now: float | None = None,
+    ) -> None:
+        self.store = store
+        self.kb = kb
+        self.device_id = device_id
+        self.health_window_s = health_window_s
+        self.now = now
+        self.skipped: list[Skipped] = []
+
+    def __iter__(self) -> Iterator[DeviceInput]:
+        from sbom.builders.agent_inventory import AgentInventoryBuilder
+        from sbom.knowledge import Classifier
+
+        classifier = Classifier(self.kb) if self.kb is not None else Classifier()
+        now = self.now if self.now is not None else time.time()
+        for summary in self.store.devices():
+            if self.device_id is not None and summary.device_id != self.device_id:
+                continue
+            inventory = self.store.current_inventory(summary.device_id)
+            if inventory is None:
+                self.skipped.append(Skipped(summary.device_id, "no inventory received yet"))
+                continue
+            tags = dict(summary.tags)
+            criticality = summary.criticality
+            asset = self._asset(summary.device_id)
+            if asset is not None:
+                for k, v in asset.tags:
+                    tags.setdefault(k, v)
+                if criticality is None:
+                    criticality = asset.criticality
+            try:
+                bom = AgentInventoryBuilder(
+                    summary.device_id,
+                    inventory,
+                    classifier=classifier,
+                    tags=tags,
+                    criticality=1.0 if criticality is None else float(criticality),
+                    simulated=summary.simulated,
+                ).build()
+            except SbomError as exc:
+                log.warning("report: %s skipped: %s", summary.device_id, exc)
+                self.skipped.append(Skipped(summary.device_id, str(exc)))
+                continue
+            if summary.simulated and not bom.device.simulated:
+                bom = replace(bom, device=replace(bom.device, simulated=True))
+            health = self.store.health_history(summary.device_id, now - self.health_window_s)
+            yield DeviceInput(bom, tuple(health), summary.first_seen)
+
+    def _asset(self, device_id: str) -> Any:
+        if self.kb is None or not hasattr(self.kb, "asset"):
+            return None
+        return self.kb.asset(device_id)
+
+
+def open_alerts(db_path: Any) -> tuple[tuple[AlertRow, ...], str]:
+    """Open and acknowledged alerts from the alert tables, when the database has them."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alerts'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return (), f"alerts unavailable: {exc}"
+    if row is None:
+        return (), "no alert has been evaluated on this database yet"
+    from collector.alerts.store import AlertStore
+
+    alerts = AlertStore(db_path)
+    try:
+        rows = tuple(
+            AlertRow(
+                a.id,
+                a.rule_id,
+                a.device_id,
+                a.severity,
+                a.status,
+                a.summary,
+                a.first_seen,
+                a.last_seen,
+            )
+            for a in alerts.open_alerts()
+        )
+    finally:
+        alerts.close()
+    return rows, "from the alerts store"
+
+
+def report_from_db(
+    db_path: Path,
+    *,
+    policy: DunePolicy,
+    kb: Any,
+    today: dt.date,
+    by_tag: str | None = None,
+    device_id: str | None = None,
+    detail: int = 100,
+    title: str = "dunewatch fleet report",
+) -> ReportData:
+    """The whole analysis of one collector database (the `dune` and `report` commands)."""
+    from collector.store import open_store
+
+    if not Path(db_path).exists():
+        raise ReportError(
+            f"no collector database at {db_path}",
+            tip="pass --db PATH, set DUNEWATCH_DATA, or start `dunewatch collector serve` first",
+        )
+    store = open_store(db_path)
+    try:
+        source = StoreSource(store, kb, device_id=device_id)
+        data = build_report(
+            source,
+            policy,
+            today,
+            kb=kb,
+            by_tag=by_tag,
+            detail=detail,
+            title=title,
+            source=str(db_path),
+        )
+    finally:
+        store.close()
+    if device_id is not None and not data.devices:
+        why = next((s.reason for s in source.skipped if s.device_id == device_id), None)
+        raise ReportError(f"device {device_id}: " + (why or "not in the collector database"))
+    alerts, note = open_alerts(db_path)
+    return replace(
+        data,
+        alerts=alerts,
+        alerts_note=note,
+        skipped=tuple((s.device_id, s.reason) for s in source.skipped),
+    )
