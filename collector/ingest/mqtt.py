@@ -14,7 +14,6 @@ short batch transactions.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import signal
@@ -29,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from agent.envelope import Envelope, EnvelopeError, parse, split_topic, subscription
+from agent.envelope import DEVICE_ID_RE, Envelope, EnvelopeError, parse, subscription
 from collector.config import BrokerSettings, IngestSettings
 from collector.ingest.interface import IngestError, StoreOpener
 from collector.metrics import Counters
@@ -60,7 +59,8 @@ class Consumer:
         self.counters = counters
         self.slot = slot
         self.client_id = client_id or broker.client_id
-        self.topic = subscription(broker.root, "+", share_group)
+        group = share_group if share_group is not None else broker.share_group
+        self.topic = subscription(broker.root, "+", group)
         self._v5 = broker.protocol == "5"
         self._cond = threading.Condition()
         self._pending: list[tuple[int, int, int, _Item]] = []
@@ -189,9 +189,13 @@ class Consumer:
         self.counters.add(self.slot, "received")
 
     def _reject(self, now: float, topic: str, reason: str, detail: str, size: int) -> Reject:
+        # count the reject against the device named by the topic level, when it is a valid id
+        prefix = f"{self.broker.root}/v1/"
         dev: str | None = None
-        with contextlib.suppress(EnvelopeError):
-            dev = split_topic(self.broker.root, topic)[0]
+        if topic.startswith(prefix):
+            level = topic[len(prefix) :].split("/", 1)[0]
+            if DEVICE_ID_RE.match(level):
+                dev = level
         return Reject(now, topic, reason, detail, dev, size)
 
     # -- batching (flush thread) --------------------------------------------------------------

@@ -26,7 +26,7 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
             agent_version TEXT,
             interval REAL,
             boot_id TEXT,
-            last_state_ts REAL,
+            last_state TEXT,
             poll_failures INTEGER NOT NULL DEFAULT 0,
             vendor TEXT,
             model TEXT,

@@ -133,7 +133,7 @@ class _Dev:
     status: str = STATUS_UNKNOWN
     status_since: float | None = None
     enrolled: bool = False
-    last_state_ts: float | None = None
+    last_state: str | None = None  # 'boot|state|reason|ts' of the last applied state message
     exists: bool = False
     touched: bool = False
     agent_version: str | None = None
@@ -236,7 +236,7 @@ class SqliteStore:
 
     def _load_devices(self, ids: set[str] | list[str]) -> dict[str, _Dev]:
         out: dict[str, _Dev] = {}
-        q = "SELECT status, status_since, enrolled, last_state_ts FROM devices WHERE device_id = ?"
+        q = "SELECT status, status_since, enrolled, last_state FROM devices WHERE device_id = ?"
         for dev_id in ids:
             row = self.conn.execute(q, (dev_id,)).fetchone()
             if row is None:
@@ -246,7 +246,7 @@ class SqliteStore:
                     status=row[0],
                     status_since=row[1],
                     enrolled=bool(row[2]),
-                    last_state_ts=row[3],
+                    last_state=row[3],
                     exists=True,
                 )
         return out
@@ -291,10 +291,19 @@ class SqliteStore:
                     duplicates += 1
                     continue
                 stream.cover(env.seq, env.seq)
-            elif dev.last_state_ts is not None and env.ts <= dev.last_state_ts:
-                st[1] += 1  # a state message we already applied (retained re-delivery)
-                duplicates += 1
-                continue
+            else:
+                state_key = "|".join(
+                    (
+                        env.boot_id,
+                        str(env.body.get("state")),
+                        str(env.body.get("reason")),
+                        repr(env.ts),
+                    )
+                )
+                if state_key == dev.last_state:
+                    st[1] += 1  # the same state message again (retained re-delivery)
+                    duplicates += 1
+                    continue
             st[0] += 1
             accepted += 1
             dev.touched = True
@@ -340,7 +349,7 @@ class SqliteStore:
                         st[2] += n
                         dropped += n
             if kind == KIND_STATE:
-                dev.last_state_ts = env.ts
+                dev.last_state = state_key
                 dev.boot_id = env.boot_id
                 online = body.get("state") == STATE_ONLINE
                 if online:
@@ -353,8 +362,9 @@ class SqliteStore:
                 move(dev_id, dev, new, reason)
             else:
                 dev.boot_id = env.boot_id
-                # a report older than the last will/shutdown does not bring the device back
-                if dev.last_state_ts is None or env.ts > dev.last_state_ts:
+                # after a will/shutdown, only a birth (or a new boot) brings the device back:
+                # a report of the same boot that arrives late must not
+                if not (dev.last_state or "").startswith(f"{env.boot_id}|offline|"):
                     move(dev_id, dev, STATUS_ONLINE, REASON_REPORT)
 
         if health_rows:
@@ -413,7 +423,7 @@ class SqliteStore:
         unenrolled = tuple(d for d, dev in devs.items() if not dev.exists and dev.touched)
         conn.executemany(
             "INSERT INTO devices (device_id, status, status_since, first_seen, last_seen, source, "
-            "agent_version, interval, boot_id, last_state_ts, vendor, model, firmware) "
+            "agent_version, interval, boot_id, last_state, vendor, model, firmware) "
             "VALUES (?, ?, ?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (device_id) DO UPDATE SET status = excluded.status, "
             "status_since = excluded.status_since, "
@@ -422,7 +432,7 @@ class SqliteStore:
             "agent_version = coalesce(excluded.agent_version, devices.agent_version), "
             "interval = coalesce(excluded.interval, devices.interval), "
             "boot_id = coalesce(excluded.boot_id, devices.boot_id), "
-            "last_state_ts = coalesce(excluded.last_state_ts, devices.last_state_ts), "
+            "last_state = coalesce(excluded.last_state, devices.last_state), "
             "vendor = coalesce(excluded.vendor, devices.vendor), "
             "model = coalesce(excluded.model, devices.model), "
             "firmware = coalesce(excluded.firmware, devices.firmware)",
@@ -436,7 +446,7 @@ class SqliteStore:
                     dev.agent_version,
                     dev.interval,
                     dev.boot_id,
-                    dev.last_state_ts,
+                    dev.last_state,
                     dev.vendor,
                     dev.model,
                     dev.firmware,

@@ -1,0 +1,170 @@
+"""MQTT ingest against a real mosquitto: store, reject, dedupe, gaps, reconnect."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import envelope as E
+from collector.config import IngestSettings
+from tests.collector.helpers import (
+    Publisher,
+    count,
+    health,
+    mosquitto_pub,
+    running_consumer,
+    stored_seqs,
+)
+from tests.support.services import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_valid_reports_are_stored_from_paho_and_mosquitto_pub(mosquitto: Any, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    boot = E.new_boot_id()
+    now = time.time()
+    with running_consumer(mosquitto.port, db) as (consumer, store):
+        pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
+        pub.send_env(E.state("dev-1", boot, True, "birth", interval=10, agent_version="0.1.0"))
+        for seq in range(1, 6):
+            pub.send_env(health("dev-1", boot, seq, now + seq, cpu=float(seq)))
+        inv = E.make("dev-1", boot, 6, "inventory",
+                     {"hardware": {"vendor": "Teltonika", "model": "RUTX11"}, "packages": []}, ts=now)
+        pub.send_env(inv)
+        env7 = health("dev-1", boot, 7, now + 7)
+        mosquitto_pub(mosquitto.port, "dev-1", "dev-1-pw", "dunewatch/v1/dev-1/health", env7.encode())
+        wait_until(lambda: stored_seqs(db, "dev-1") == {1, 2, 3, 4, 5, 7}, 20, "7 reports stored")
+        pub.close()
+    with running_consumer(mosquitto.port, db) as (_, store):
+        d = store.device("dev-1")
+        assert d is not None
+        assert d.summary.status == "online"
+        assert d.summary.vendor == "Teltonika" and d.summary.model == "RUTX11"
+        assert d.summary.agent_version == "0.1.0" and d.summary.interval == 10
+        assert d.latest_health == {"interval": 10, "cpu": {"pct": 1.0}}
+        assert d.stats.accepted == 8 and d.stats.gap == 0 and d.stats.duplicate == 0
+        assert store.unenrolled() == ["dev-1"]  # it reported without enrollment: flagged
+
+
+BAD: list[tuple[str, str, bytes]] = [
+    ("not_json", "dunewatch/v1/dev-1/health", b"\xff\xfe not json"),
+    ("bad_topic", "dunewatch/v1/dev-1/bogus", b"{}"),
+    ("bad_version", "dunewatch/v1/dev-1/health",
+     b'{"v":2,"device":"dev-1","boot":"b","seq":1,"ts":1,"kind":"health","body":{"interval":10}}'),
+    ("bad_type", "dunewatch/v1/dev-1/health",
+     b'{"v":1,"device":"dev-1","boot":"b","seq":"1","ts":1,"kind":"health","body":{"interval":10}}'),
+    ("missing_field", "dunewatch/v1/dev-1/health",
+     b'{"v":1,"device":"dev-1","boot":"b","ts":1,"kind":"health","body":{"interval":10}}'),
+    ("device_mismatch", "dunewatch/v1/dev-1/health",
+     b'{"v":1,"device":"dev-2","boot":"b","seq":1,"ts":1,"kind":"health","body":{"interval":10}}'),
+    ("kind_mismatch", "dunewatch/v1/dev-1/event",
+     b'{"v":1,"device":"dev-1","boot":"b","seq":1,"ts":1,"kind":"health","body":{"interval":10}}'),
+    ("bad_body", "dunewatch/v1/dev-1/health",
+     b'{"v":1,"device":"dev-1","boot":"b","seq":1,"ts":1,"kind":"health","body":{}}'),
+    ("bad_field", "dunewatch/v1/dev-1/health",
+     b'{"v":1,"device":"dev-1","boot":"b","seq":0,"ts":1,"kind":"health","body":{"interval":10}}'),
+    ("oversized", "dunewatch/v1/dev-1/health", b"{" + b" " * 5000 + b"}"),
+]
+
+
+def test_each_bad_payload_is_rejected_with_its_reason(mosquitto: Any, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    with running_consumer(mosquitto.port, db, IngestSettings(batch_ms=50, max_payload=4096)) as (
+        consumer,
+        store,
+    ):
+        pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
+        for _, topic, payload in BAD:
+            pub.send(topic, payload)
+        # and one good one, to show the stream goes on
+        pub.send_env(health("dev-1", "b", 1, time.time()))
+        wait_until(lambda: sum(store.reject_counts().values()) == len(BAD), 20, "all rejects")
+        wait_until(lambda: stored_seqs(db, "dev-1") == {1}, 20, "the good report")
+        pub.close()
+        counts = store.reject_counts()
+        assert counts == {reason: 1 for reason, _, _ in BAD}
+        recent = {r.reason: r for r in store.recent_rejects(50)}
+        assert recent["device_mismatch"].topic == "dunewatch/v1/dev-1/health"
+        assert "dev-2" in recent["device_mismatch"].detail
+        assert recent["oversized"].size > 4096
+        assert store.ingest_stats("dev-1").rejected == len(BAD)
+        assert consumer.counters.total("rejected") == len(BAD)
+
+
+def test_duplicates_ignored_and_gaps_counted(mosquitto: Any, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    boot = E.new_boot_id()
+    now = time.time()
+    with running_consumer(mosquitto.port, db) as (_, store):
+        pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
+        for seq in (1, 2, 2, 3, 3, 3, 6, 7):  # 4 and 5 never sent
+            pub.send_env(health("dev-1", boot, seq, now + seq))
+        wait_until(lambda: store.ingest_stats("dev-1").duplicate == 3, 20, "3 duplicates")
+        wait_until(lambda: store.ingest_stats("dev-1").accepted == 5, 20, "5 accepted")
+        assert stored_seqs(db, "dev-1") == {1, 2, 3, 6, 7}
+        assert store.ingest_stats("dev-1").gap == 2
+        # the agent then reports it dropped 4..5 from a full outbox: accounted loss, not a gap
+        drop = E.make("dev-1", boot, 8, "event",
+                      {"type": "outbox_drop", "count": 2, "first_seq": 4, "last_seq": 5}, ts=now)
+        pub.send_env(drop)
+        wait_until(lambda: store.ingest_stats("dev-1").dropped == 2, 20, "drop accounted")
+        st = store.ingest_stats("dev-1")
+        assert (st.gap, st.dropped, st.accepted) == (0, 2, 6)
+        # a new boot starts a new sequence: no gap for seqs of the old boot
+        pub.send_env(health("dev-1", E.new_boot_id(), 1, now + 20))
+        wait_until(lambda: store.ingest_stats("dev-1").accepted == 7, 20, "new boot")
+        assert store.ingest_stats("dev-1").gap == 0
+        pub.close()
+
+
+def test_broker_restart_then_ingest_resumes(mosquitto_factory: Any, tmp_path: Path) -> None:
+    broker = mosquitto_factory({"dev-1": "dev-1-pw"})
+    db = tmp_path / "c.db"
+    boot = E.new_boot_id()
+    now = time.time()
+    with running_consumer(broker.port, db) as (consumer, store):
+        pub = Publisher(broker.port, "dev-1", "dev-1-pw")
+        pub.send_env(health("dev-1", boot, 1, now))
+        wait_until(lambda: stored_seqs(db, "dev-1") == {1}, 20, "first report")
+        pub.close()
+        broker.stop()
+        wait_until(lambda: consumer.counters.total("connected") == 0, 20, "disconnect seen")
+        broker.start()  # same port, persistence on: the collector's session survives
+        wait_until(lambda: consumer.counters.total("connected") == 1, 30, "reconnected")
+        pub = Publisher(broker.port, "dev-1", "dev-1-pw")
+        pub.send_env(health("dev-1", boot, 2, now + 1))
+        wait_until(lambda: stored_seqs(db, "dev-1") == {1, 2}, 30, "report after restart")
+        pub.close()
+        assert consumer.counters.total("connects") >= 2
+
+
+def test_messages_queued_while_collector_away_are_delivered(mosquitto: Any, tmp_path: Path) -> None:
+    """Persistent session: what devices publish while the collector is stopped is not lost."""
+    db = tmp_path / "c.db"
+    boot = E.new_boot_id()
+    now = time.time()
+    with running_consumer(mosquitto.port, db):
+        pass  # creates the session and subscription, then disconnects cleanly
+    pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
+    for seq in range(1, 51):
+        pub.send_env(health("dev-1", boot, seq, now + seq))
+    pub.close()
+    with running_consumer(mosquitto.port, db):
+        wait_until(lambda: stored_seqs(db, "dev-1") == set(range(1, 51)), 30, "backlog")
+    assert count(db, "SELECT count(*) FROM health") == 50
+
+
+def test_mqtt_311_and_shared_subscription(mosquitto: Any, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    boot = E.new_boot_id()
+    with running_consumer(mosquitto.port, db, protocol="3.1.1", share_group="g1") as (c, _):
+        assert c.topic == "$share/g1/dunewatch/v1/+/+"
+        pub = Publisher(mosquitto.port, "dev-2", "dev-2-pw")
+        for seq in range(1, 4):
+            pub.send_env(health("dev-2", boot, seq, time.time()))
+        wait_until(lambda: stored_seqs(db, "dev-2") == {1, 2, 3}, 20, "3.1.1 shared ingest")
+        pub.close()

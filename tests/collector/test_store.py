@@ -1,0 +1,176 @@
+"""The SQLite store on real database files: dedupe, gaps, liveness, rollups, faults."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent import envelope as E
+from collector.store import open_store
+from collector.store.interface import Reject, StoreBusyError, StoreFullError
+from collector.store.sqlite import MAX_RANGES, SqliteStore, _Stream
+
+NOW = 1_795_400_000.0
+
+
+def h(seq: int, ts: float, cpu: float = 1.0, boot: str = "b1", dev: str = "d1") -> E.Envelope:
+    body = {"interval": 10, "cpu": {"pct": cpu}, "disk": {"/": {"pct": cpu * 2}}, "temp": {"soc": 40}}
+    return E.make(dev, boot, seq, "health", body, ts=ts)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(tmp_path / "s.db")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_wal_and_versioned_schema(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "a.db")
+    s.apply([h(1, NOW)], NOW)
+    s.close()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()
+    s2 = SqliteStore(tmp_path / "a.db")  # reopening migrates nothing and keeps the data
+    assert s2.ingest_stats("d1").accepted == 1
+    s2.close()
+
+
+def test_out_of_order_arrivals_fill_gaps(store: SqliteStore) -> None:
+    r = store.apply([h(1, NOW), h(3, NOW + 2), h(5, NOW + 4)], NOW)
+    assert (r.accepted, r.gaps) == (3, 2)
+    assert store.ingest_stats("d1").gap == 2
+    r = store.apply([h(2, NOW + 1), h(4, NOW + 3), h(4, NOW + 3)], NOW + 5)
+    assert (r.accepted, r.duplicates, r.gaps) == (2, 1, -2)
+    st = store.ingest_stats("d1")
+    assert (st.accepted, st.duplicate, st.gap) == (5, 1, 0)
+    assert [p.seq for p in store.health_history("d1", 0)] == [1, 2, 3, 4, 5]
+    assert store.latest_health("d1") == h(5, 0).body  # newest by agent time, not arrival
+
+
+def test_stream_ranges_stay_bounded() -> None:
+    s = _Stream()
+    for seq in range(1, 4 * MAX_RANGES, 2):  # every other seq missing
+        s.cover(seq, seq)
+    assert len(s.ranges) <= MAX_RANGES
+    assert s.missing() == 2 * MAX_RANGES - 1
+    # the oldest holes were written off as lost: a late seq there is not new (a duplicate)...
+    assert s.contains(2) and s.cover(2, 2) == 0
+    assert s.missing() == 2 * MAX_RANGES - 1
+    # ...while a hole still tracked is filled and no longer missing
+    assert not s.contains(1000) and s.cover(1000, 1000) == 1
+    assert s.missing() == 2 * MAX_RANGES - 2
+
+
+def test_state_messages_and_retained_redelivery(store: SqliteStore) -> None:
+    birth = E.make("d1", "b1", 0, "state", {"state": "online", "reason": "birth", "interval": 5},
+                   ts=NOW)
+    r = store.apply([birth], NOW)
+    assert r.transitions[0].new == "online" and r.unenrolled == ("d1",)
+    r = store.apply([birth], NOW + 1)  # retained copy after a reconnect
+    assert (r.accepted, r.duplicates, r.transitions) == (0, 1, ())
+    d = store.device("d1")
+    assert d is not None and d.summary.interval == 5
+    assert d.summary.status == "online"
+
+
+def test_rollups_and_retention_keep_the_numbers(store: SqliteStore) -> None:
+    old = NOW - 8 * 86400  # past the 7-day raw retention
+    base = old - old % 300
+    cpus = [10.0, 20.0, 30.0, 60.0]
+    store.apply([h(i + 1, base + 10 * i, cpu=c) for i, c in enumerate(cpus)], base + 50)
+    store.apply([h(5, NOW, cpu=5.0)], NOW)
+    assert store.rollup() == 5
+    ru = {(r.bucket, r.metric): r for r in store.rollups("d1", 0)}
+    cpu = ru[(base, "cpu.pct")]
+    assert (cpu.n, cpu.min, cpu.avg, cpu.max) == (4, 10.0, 30.0, 60.0)
+    assert ru[(base, "disk./.pct")].max == 120.0
+    assert ru[(base, "temp.soc")].avg == 40.0
+    # a late report for the same old bucket merges into the rollup exactly once
+    store.apply([h(6, base + 100, cpu=40.0)], NOW)
+    removed = store.prune(NOW)
+    assert removed == 5  # the 5 old raw rows; the recent one stays
+    assert [p.seq for p in store.health_history("d1", 0)] == [5]
+    cpu = {(r.bucket, r.metric): r for r in store.rollups("d1", 0)}[(base, "cpu.pct")]
+    assert (cpu.n, cpu.min, cpu.avg, cpu.max) == (5, 10.0, 32.0, 60.0)
+    assert store.prune(NOW) == 0 and store.rollup() == 0  # idempotent
+
+
+def test_rejects_table_is_bounded(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "r.db", rejects_keep=5)
+    s.record_rejects([Reject(NOW + i, "t", "not_json", f"#{i}", "d1") for i in range(12)])
+    recent = s.recent_rejects(100)
+    assert [r.detail for r in recent] == [f"#{i}" for i in range(11, 6, -1)]
+    assert s.reject_counts() == {"not_json": 12}
+    assert s.ingest_stats("d1").rejected == 12
+    s.close()
+
+
+def test_polls_drive_liveness_of_agentless_devices(store: SqliteStore) -> None:
+    inv = {"source": "snmp", "hardware": {"vendor": "Hikvision", "model": "DS-2CD"}, "packages": []}
+    store.record_poll("cam-1", NOW, "ok", inventory=inv, health={"interval": 60, "uptime": 5})
+    for i in range(1, 4):
+        store.record_poll("cam-1", NOW + 60 * i, "timeout", detail="no response")
+    store.record_poll("cam-1", NOW + 300, "ok")
+    steps = [(t.new, t.reason) for t in store.transitions("cam-1")]
+    assert steps == [("online", "poll_ok"), ("stale", "poll_failed"), ("offline", "poll_failed"),
+                     ("online", "poll_ok")]
+    d = store.device("cam-1")
+    assert d is not None and d.summary.source == "snmp" and d.summary.vendor == "Hikvision"
+    assert store.current_inventory("cam-1") == inv
+    with pytest.raises(Exception, match="outcome 'maybe'"):
+        store.record_poll("cam-1", NOW, "maybe")
+
+
+def test_device_queries_by_status_and_tag(store: SqliteStore) -> None:
+    store.ensure_device("d1", tags={"district": "north"}, enrolled=True)
+    store.ensure_device("d1", tags={"site": "s1"})
+    store.ensure_device("d2", tags={"district": "south"}, simulated=True, criticality=0.8)
+    store.apply([h(1, NOW)], NOW)
+    assert [d.device_id for d in store.devices(tags={"district": "north"})] == ["d1"]
+    assert store.devices(tags={"district": "north"})[0].tags == {"district": "north", "site": "s1"}
+    assert [d.device_id for d in store.devices(status="online")] == ["d1"]
+    assert [d.device_id for d in store.devices(status="unknown")] == ["d2"]
+    assert store.devices(status="unknown")[0].simulated
+    assert store.unenrolled() == []
+    assert store.status_counts()["online"] == 1
+
+
+def test_locked_database_is_a_clear_error_and_nothing_half_stored(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "l.db", busy_timeout=0.2)
+    other = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StoreBusyError, match="locked"):
+        s.apply([h(1, NOW)], NOW)
+    other.execute("ROLLBACK")
+    other.close()
+    assert s.apply([h(1, NOW)], NOW).accepted == 1
+    s.close()
+
+
+def test_full_disk_is_a_clear_error_without_corruption(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "f.db")
+    s.apply([h(1, NOW)], NOW)
+    pages = s.conn.execute("PRAGMA page_count").fetchone()[0]
+    s.conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # SQLITE_FULL after two more pages
+    big = [h(i, NOW + i, cpu=float(i)) for i in range(2, 3000)]
+    with pytest.raises(StoreFullError, match="full"):
+        s.apply(big, NOW)
+    assert s.ingest_stats("d1").accepted == 1  # the failed batch left nothing behind
+    assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    s.conn.execute("PRAGMA max_page_count = 1073741823")
+    assert s.apply(big, NOW).accepted == len(big)  # space is back: the same batch goes in
+    s.close()
+
+
+def test_sweep_uses_each_devices_interval(store: SqliteStore) -> None:
+    store.apply([h(1, NOW, dev="fast")], NOW)  # interval 10
+    slow = E.make("slow", "b", 1, "health", {"interval": 60}, ts=NOW)
+    store.apply([slow], NOW)
+    out = store.sweep_liveness(NOW + 40)
+    assert [(t.device_id, t.new, t.ts) for t in out] == [("fast", "offline", NOW + 30)]
+    assert store.sweep_liveness(NOW + 40) == []
