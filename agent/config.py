@@ -255,7 +255,8 @@ def load(
     if check_files:
         problems += _check_files(cfg)
     if problems:
-        raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
+        prefix = f"{path}: " if path is not None else ""
+        raise ConfigError("\n".join(prefix + p for p in problems))
     return cfg
 
 

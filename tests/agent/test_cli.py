@@ -1,0 +1,85 @@
+"""The `dunewatch-agent` command line: help with examples, errors as one line each, once --json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent import envelope as wire
+from agent.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parents[2]
+COMMANDS = ("run", "once", "check-config")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert f"example: dunewatch-agent {command}" in capsys.readouterr().out
+
+
+def test_every_command_is_documented() -> None:
+    doc = (REPO / "docs" / "agent.md").read_text()
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == set(COMMANDS)  # type: ignore[arg-type]
+    for command in COMMANDS:
+        assert f"dunewatch-agent {command}" in doc
+
+
+def test_once_json_prints_valid_envelopes() -> None:
+    out = run_cli("once", "--json", "--device-id", "gw-test")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    health = wire.from_dict(report["health"])
+    inventory = wire.from_dict(report["inventory"])
+    assert health.device_id == inventory.device_id == "gw-test"
+    assert health.kind == "health" and "cpu" in health.body
+    assert inventory.body["hash"] and isinstance(inventory.body["packages"], list)
+
+
+def test_once_text_without_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["once", "--no-inventory"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("device ") and "cpu" in out
+
+
+def test_check_config_ok_and_problems(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[agent]\ndevice_id = "gw-1"\n[broker]\nurl = "mqtt://127.0.0.1:1883"\n')
+    out = run_cli("check-config", str(good))
+    assert out.returncode == 0 and out.stdout.strip() == f"{good}: ok"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[agent]\ndevice_id = "gw-1"\ninterval = "x"\n'
+        '[broker]\nurl = "mqtts://h"\ncert_file = "nope.pem"\n'
+    )
+    out = run_cli("check-config", str(bad))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert all(line.startswith("dunewatch-agent: error: ") for line in lines), out.stderr
+    assert any("interval: expected number" in line for line in lines)
+    assert "Traceback" not in out.stderr
+
+
+def test_run_without_device_id_is_one_clear_line() -> None:
+    out = run_cli("run", "--broker", "mqtt://127.0.0.1:1")
+    assert out.returncode == 2
+    assert (
+        out.stderr.strip()
+        == "dunewatch-agent: error: [agent] device_id is required (or --device-id)"
+    )
