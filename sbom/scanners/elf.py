@@ -44,7 +44,7 @@ class Signature:
 def load_signatures(path: Path | None = None) -> tuple[Signature, ...]:
     """The identifier table; a broken entry is an error naming the product."""
     if path is None:
-        text = files("sbom.data").joinpath("binary_signatures.json").read_text()
+        text = files("sbom").joinpath("data", "binary_signatures.json").read_text()
         where = "sbom/data/binary_signatures.json"
     else:
         text, where = path.read_text(), str(path)
