@@ -207,7 +207,9 @@ def _print_device(entry: Any) -> None:
     for x in d.layers:
         c = x.driver
         if c is None:
-            rows.append([LAYER_LABELS.get(x.layer, x.layer), x.weight, "-", "-", "none"])
+            rows.append(
+                [LAYER_LABELS.get(x.layer, x.layer), x.weight, "-", "-", "none", "", "", "", "", ""]
+            )
             continue
         who = c.supplier or "unknown"
         if c.owner and c.owner != c.supplier:
@@ -265,7 +267,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def register_alerts(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add `alerts`."""
+    """Add `alerts` (list, show, ack, resolve, silence, evaluate)."""
+    from collector.alerts import cli as alerts_cli
+
+    alerts_cli.register(sub)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
