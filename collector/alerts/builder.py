@@ -10,7 +10,6 @@ incomplete, so the engine does not auto-resolve its alerts on missing evidence.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -28,6 +27,9 @@ from collector.alerts.model import (
     VulnRef,
 )
 from collector.alerts.store import AlertStore
+from sbom.aging import assess_device
+from sbom.dune import fleet_dune, score_device
+from sbom.policy import DunePolicy
 
 log = logging.getLogger("dunewatch.alerts")
 
@@ -71,18 +73,35 @@ def health_sample(ts: float, body: Mapping[str, Any]) -> HealthSample:
     )
 
 
-def default_bom_builder(kb: Any) -> BomBuilder | None:
-    """The SBOM builder for stored inventories (agent and SNMP share the format), if installed."""
-    try:
-        mod = importlib.import_module("sbom.builders.agent_inventory")
-    except ImportError:
-        return None
-    build = mod.build
+def default_bom_builder(kb: Any) -> BomBuilder:
+    """Stored inventory (agent or SNMP, same format) -> DeviceBom, classified through `kb`.
 
-    def adapter(summary: Any, inventory: Mapping[str, Any]) -> Any:
-        return build(inventory, device_id=summary.device_id, knowledge=kb)
+    Tags and criticality come from the store, completed by the asset register when it has them.
+    """
+    from sbom.builders.agent_inventory import AgentInventoryBuilder
+    from sbom.knowledge import Classifier
 
-    return adapter
+    classifier = Classifier(kb) if kb is not None else Classifier()
+
+    def build(summary: Any, inventory: Mapping[str, Any]) -> Any:
+        tags = dict(summary.tags)
+        criticality = summary.criticality
+        asset = kb.asset(summary.device_id) if kb is not None and hasattr(kb, "asset") else None
+        if asset is not None:
+            for k, v in asset.tags:
+                tags.setdefault(k, v)
+            if criticality is None:
+                criticality = asset.criticality
+        return AgentInventoryBuilder(
+            summary.device_id,
+            inventory,
+            classifier=classifier,
+            tags=tags,
+            criticality=1.0 if criticality is None else float(criticality),
+            simulated=summary.simulated,
+        ).build()
+
+    return build
 
 
 def _vulns(kb: Any, comp: Any) -> tuple[VulnRef, ...]:
@@ -203,18 +222,7 @@ def build_snapshot(
             errors.append(f"knowledge base unavailable: {exc}")
             kb = None
     builder = bom_builder or default_bom_builder(kb)
-    if builder is None:
-        errors.append("SBOM builder unavailable: lifecycle, vulnerability and dune rules skipped")
-    dune_mod: Any = None
-    aging_mod: Any = None
-    try:
-        from sbom import aging as aging_mod
-        from sbom import dune as dune_mod
-        from sbom.policy import DunePolicy
-
-        policy = policy or DunePolicy()
-    except ImportError as exc:
-        errors.append(f"dune/aging unavailable: {exc}")
+    policy = policy or DunePolicy()
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     store = open_store(db)
     devices: list[DeviceState] = []
@@ -228,7 +236,6 @@ def build_snapshot(
             try:
                 state, dune = _device_state(
                     store, s, kb, config, now, today, alert_store, builder, policy,
-                    dune_mod, aging_mod,
                 )  # fmt: skip
             except Exception as exc:  # one broken device must not hide the fleet
                 log.warning("alerts: cannot assess %s: %s", s.device_id, exc)
@@ -241,8 +248,8 @@ def build_snapshot(
     finally:
         store.close()
     concentration: tuple[Concentration, ...] = ()
-    if dune_mod is not None and scored:
-        concentration = _concentration(dune_mod.fleet_dune(scored, policy))
+    if scored:
+        concentration = _concentration(fleet_dune(scored, policy))
     snapshot = FleetSnapshot(
         taken_at=now,
         devices=tuple(devices),
@@ -261,10 +268,8 @@ def _device_state(
     now: float,
     today: dt.date,
     alert_store: AlertStore,
-    builder: BomBuilder | None,
+    builder: BomBuilder,
     policy: Any,
-    dune_mod: Any,
-    aging_mod: Any,
 ) -> tuple[DeviceState, Any]:
     dev_id = s.device_id
     body = store.latest_health(dev_id)
@@ -279,30 +284,25 @@ def _device_state(
     )
     fields: dict[str, Any] = {}
     dune = None
-    inventory = store.current_inventory(dev_id) if builder is not None else None
-    if inventory is not None and builder is not None:
+    inventory = store.current_inventory(dev_id)
+    if inventory is not None:
         bom = builder(s, inventory)
-        aging = None
-        if aging_mod is not None:
-            aging = aging_mod.assess_device(
-                bom, kb, [], today, policy=policy, first_seen=s.first_seen
+        aging = assess_device(bom, kb, [], today, policy=policy, first_seen=s.first_seen)
+        fw = aging.firmware
+        if fw is not None:
+            fields.update(
+                firmware_version=fw.version,
+                firmware_latest=fw.latest,
+                firmware_versions_behind=fw.versions_behind,
+                firmware_release_date=fw.release_date,
             )
-            fw = aging.firmware
-            if fw is not None:
-                fields.update(
-                    firmware_version=fw.version,
-                    firmware_latest=fw.latest,
-                    firmware_versions_behind=fw.versions_behind,
-                    firmware_release_date=fw.release_date,
-                )
-            if aging.unsupported:
-                u = aging.unsupported[0]
-                fields.update(
-                    support_status="unsupported", support_detail=u.reason, support_end=u.since
-                )
-        if dune_mod is not None:
-            dune = dune_mod.score_device(bom, policy, today)
-            fields["layer_grades"] = _grades(dune)
+        if aging.unsupported:
+            u = aging.unsupported[0]
+            fields.update(
+                support_status="unsupported", support_detail=u.reason, support_end=u.since
+            )
+        dune = score_device(bom, policy, today)
+        fields["layer_grades"] = _grades(dune)
         fields["components"] = _components(bom, kb, aging)
     state = DeviceState(
         device_id=dev_id,

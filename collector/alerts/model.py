@@ -198,6 +198,10 @@ class Alert:
     resolved_by: str | None = None
     silenced_by: int | None = None
 
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

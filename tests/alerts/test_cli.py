@@ -1,0 +1,160 @@
+"""`dunewatch alerts ...` end to end on a real database, webhook on a local HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import envelope as E
+from collector.cli import build_parser, main
+from collector.store import open_store
+from tests.alerts.test_sinks import Hook
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
+
+
+def _offline_device(db: Path, device_id: str = "cam-7", tags: dict[str, str] | None = None) -> None:
+    st = open_store(db)
+    st.ensure_device(device_id, tags=tags or {"district": "north"})
+    st.apply(
+        [
+            E.Envelope(
+                device_id, "c" * 32, 0, time.time(), "state", {"state": "offline", "reason": "will"}
+            )
+        ],
+        time.time(),
+    )
+    st.close()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_evaluate_list_show_ack_resolve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "dunewatch.db"
+    _offline_device(db)
+    hook = Hook()
+    try:
+        sinks = tmp_path / "sinks.toml"
+        sinks.write_text(f'[[sink]]\ntype = "webhook"\nname = "oncall"\nurl = "{hook.url}"\n')
+        code, out, _ = run(capsys, "alerts", "evaluate", "--db", str(db), "--sinks", str(sinks))
+        assert code == 0
+        assert "1 opened" in out and "cam-7 is offline" in out
+        assert "sink oncall: 1 delivered, 0 failed, 0 pending" in out
+        assert [m["alert"]["device_id"] for m in hook.received] == ["cam-7"]
+    finally:
+        hook.close()
+
+    code, out, _ = run(capsys, "alerts", "--db", str(db), "--open", "--json")
+    (alert,) = json.loads(out)
+    assert (alert["rule_id"], alert["status"], alert["severity"]) == (
+        "device.offline",
+        "open",
+        "high",
+    )
+    code, out, _ = run(capsys, "alerts", "--db", str(db))
+    assert re.search(r"^1\s+high\s+open\s+device.offline\s+cam-7", out, re.M)
+
+    code, out, _ = run(capsys, "alerts", "ack", str(alert["id"]), "--by", "alice", "--db", str(db))
+    assert code == 0 and "acknowledged" in out
+    # --db before the subcommand works too
+    code, out, _ = run(capsys, "alerts", "--db", str(db), "show", str(alert["id"]), "--json")
+    doc = json.loads(out)
+    assert doc["acked_by"] == "alice"
+    assert [h["event"] for h in doc["history"]] == ["opened", "acknowledged"]
+    code, out, _ = run(capsys, "alerts", "show", str(alert["id"]), "--db", str(db))
+    assert "history:" in out and "acknowledged" in out
+
+    code, out, _ = run(capsys, "alerts", "resolve", str(alert["id"]), "--db", str(db))
+    assert code == 0 and "resolved" in out
+    code, out, _ = run(capsys, "alerts", "--db", str(db), "--open")
+    assert out.strip() == "no alerts open"
+    code, _, err = run(capsys, "alerts", "ack", "999", "--db", str(db))
+    assert code == 2 and "error: no alert with id 999" in err and "tip:" in err
+
+
+def test_silence_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "dunewatch.db"
+    _offline_device(db)
+    code, out, _ = run(
+        capsys,
+        "alerts",
+        "silence",
+        "--tag",
+        "district=north",
+        "--for",
+        "2h",
+        "--reason",
+        "power work",
+        "--db",
+        str(db),
+    )
+    assert code == 0 and out.startswith("silence 1: tag district=north until")
+    code, out, _ = run(capsys, "alerts", "evaluate", "--db", str(db), "--json")
+    result = json.loads(out)
+    assert result["silenced"] == 1 and len(result["opened"]) == 1
+    code, out, _ = run(capsys, "alerts", "silences", "--db", str(db), "--json")
+    (s,) = json.loads(out)
+    assert (s["tag_key"], s["tag_value"], s["reason"]) == ("district", "north", "power work")
+    code, out, _ = run(capsys, "alerts", "--db", str(db))
+    assert "open (silenced)" in out
+    code, out, _ = run(capsys, "alerts", "unsilence", "1", "--db", str(db))
+    assert code == 0
+    code, out, _ = run(capsys, "alerts", "silences", "--db", str(db))
+    assert out.strip() == "no active silences"
+    for bad, msg in (
+        (["--tag", "district"], "--tag: expected K=V"),
+        (["--device", "x", "--for", "soon"], "--for: expected a duration"),
+    ):
+        argv = ["alerts", "silence", *bad, "--db", str(db)]
+        if "--for" not in bad:
+            argv += ["--for", "1h"]
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and msg in err
+
+
+def test_missing_database_and_bad_sinks_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "alerts", "--db", str(tmp_path / "nope.db"))
+    assert code == 2 and "no collector database at" in err
+    db = tmp_path / "dunewatch.db"
+    _offline_device(db)
+    bad = tmp_path / "sinks.toml"
+    bad.write_text('[[sink]]\ntype = "webhook"\n')
+    code, _, err = run(capsys, "alerts", "evaluate", "--db", str(db), "--sinks", str(bad))
+    assert code == 2 and "sink #1: 'url' must be a non-empty string" in err
+
+
+def _alerts_parsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    top = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    alerts = top.choices["alerts"]
+    out = {"alerts": alerts}
+    sub = next(a for a in alerts._actions if isinstance(a, argparse._SubParsersAction))
+    out.update({f"alerts {k}": v for k, v in sub.choices.items()})
+    return out
+
+
+def test_every_alerts_command_has_an_example_and_is_documented() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    parsers: dict[str, Any] = _alerts_parsers()
+    assert set(parsers) >= {
+        "alerts",
+        "alerts ack",
+        "alerts resolve",
+        "alerts silence",
+        "alerts evaluate",
+    }
+    for name, p in parsers.items():
+        assert p.epilog and p.epilog.startswith("example: dunewatch "), name
+        assert f"dunewatch {name}" in text, f"{name} missing from docs/alerts.md"
