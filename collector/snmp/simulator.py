@@ -92,30 +92,28 @@ class SimulatedDevice:
     port: int
     host: str = "127.0.0.1"
 
-    def v2c_target(self, **kwargs: object) -> Target:
-        return Target(
-            host=self.host,
-            port=self.port,
-            version="2c",
-            community=self.name,
-            device_id=kwargs.pop("device_id", f"sim-{self.name.replace('/', '-')}-{self.port}"),  # type: ignore[arg-type]
-            **kwargs,  # type: ignore[arg-type]
-        )
+    def _default_id(self) -> str:
+        return f"sim-{self.name.replace('/', '-')}-{self.port}"
 
-    def v3_target(self, **kwargs: object) -> Target:
-        return Target(
-            host=self.host,
-            port=self.port,
-            version="3",
-            user=V3_USER,
-            auth_proto="SHA",
-            auth_key=V3_AUTH_KEY,
-            priv_proto="AES",
-            priv_key=V3_PRIV_KEY,
-            context=self.name,
-            device_id=kwargs.pop("device_id", f"sim-{self.name.replace('/', '-')}-{self.port}"),  # type: ignore[arg-type]
-            **kwargs,  # type: ignore[arg-type]
-        )
+    def v2c_target(self, **overrides: object) -> Target:
+        """A v2c target for this device; keyword arguments override any Target field."""
+        params: dict[str, object] = {"community": self.name, "device_id": self._default_id()}
+        params.update(overrides)
+        return Target(host=self.host, port=self.port, version="2c", **params)  # type: ignore[arg-type]
+
+    def v3_target(self, **overrides: object) -> Target:
+        """A v3 authPriv (SHA/AES) target; the device is selected by the context name."""
+        params: dict[str, object] = {
+            "user": V3_USER,
+            "auth_proto": "SHA",
+            "auth_key": V3_AUTH_KEY,
+            "priv_proto": "AES",
+            "priv_key": V3_PRIV_KEY,
+            "context": self.name,
+            "device_id": self._default_id(),
+        }
+        params.update(overrides)
+        return Target(host=self.host, port=self.port, version="3", **params)  # type: ignore[arg-type]
 
 
 class Snmpsim:

@@ -114,7 +114,8 @@ class SnmpSource:
 
 def source_factory(table: Mapping[str, Any], config: Any, opener: Any) -> SnmpSource:
     """`[[sources]] type = "snmp"` in the collector config; keys: targets, inventory_interval,
-    jitter. The targets file defaults to snmp-targets.toml next to the database."""
+    jitter. The targets file defaults to snmp-targets.toml next to the database. `collector
+    serve` hands start() a store connection of the source's own, so no opener is needed."""
     known = {"type", "targets", "inventory_interval", "jitter"}
     unknown = sorted(set(table) - known)
     if unknown:
@@ -127,5 +128,4 @@ def source_factory(table: Mapping[str, Any], config: Any, opener: Any) -> SnmpSo
         targets_path=targets,
         inventory_interval=float(table.get("inventory_interval", DEFAULT_INVENTORY_INTERVAL)),
         jitter=float(table.get("jitter", 0.1)),
-        opener=opener,
     )
