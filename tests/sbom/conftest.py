@@ -1,4 +1,4 @@
-"""Fixtures for the SBOM tests: real Debian binaries, fixture roots and a small fake knowledge base."""
+"""SBOM test fixtures: real Debian binaries, fixture roots and a small fake knowledge base."""
 
 from __future__ import annotations
 

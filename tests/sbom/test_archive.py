@@ -1,4 +1,4 @@
-"""Root filesystem archives: hostile ones are refused naming the member, good ones scan like dirs."""
+"""Root filesystem archives: hostile ones are refused naming the member; good ones scan."""
 
 from __future__ import annotations
 
