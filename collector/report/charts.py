@@ -62,6 +62,8 @@ def _svg(fig: Any, name: str, titles: Mapping[str, str] | None = None) -> str:
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]
+    # RDF metadata (creator URLs, licence namespaces) says nothing to a reader: drop it
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)
     if titles:
         svg = re.sub(
             r'<g id="(bar-[^"]+)">',

@@ -6,6 +6,7 @@ figures out, so HTML, JSON, CSV and Markdown can never disagree about a number.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -87,6 +88,7 @@ def write_report(fmt: ReportFormat, data: ReportData, out: Path) -> Path:
         tmp.write_text(text, encoding="utf-8", newline="")
         tmp.replace(out)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise ReportError(f"cannot write report {out}: {exc.strerror or exc}") from None
     return out

@@ -134,3 +134,32 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "--top", "-1",
     )  # fmt: skip
     assert code == 2 and "--top -1" in err
+
+
+def test_report_lists_open_alerts_from_the_alert_store(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collector.alerts.model import Finding
+    from collector.alerts.store import AlertStore
+
+    alerts = AlertStore(db)
+    try:
+        opened = alerts.open_alert(
+            Finding("dune.grade", "cam-1", "high", "cam-1: firmware layer graded E", {}, "fw"),
+            time.time(),
+            None,
+        )
+        closed = alerts.open_alert(
+            Finding("offline", "gw-1", "medium", "gw-1 offline", {}), time.time(), None
+        )
+        alerts.resolve(closed.id, "test", time.time())
+    finally:
+        alerts.close()
+    out_path = tmp_path / "fleet.json"
+    code, _, _ = run(capsys, "report", "--db", str(db), "--format", "json", "-o", str(out_path))
+    assert code == 0
+    doc = json.loads(out_path.read_text(encoding="utf-8"))["alerts"]
+    assert doc["note"] == "from the alerts store"
+    assert [(a["id"], a["rule_id"], a["status"]) for a in doc["open"]] == [
+        (opened.id, "dune.grade", "open")
+    ]
