@@ -228,6 +228,7 @@ def build_snapshot(
     devices: list[DeviceState] = []
     scored: list[Any] = []
     incomplete: set[str] = set()
+    counters: dict[str, tuple[int, int, int]] = {}
     simulated_all = True
     try:
         summaries = store.devices()
@@ -243,10 +244,15 @@ def build_snapshot(
                 incomplete.add(s.device_id)
                 continue
             devices.append(state)
+            stats = store.ingest_stats(s.device_id)
+            counters[s.device_id] = (stats.accepted, stats.gap, stats.dropped)
             if dune is not None:
                 scored.append(dune)
     finally:
         store.close()
+    # One short write transaction for every device's loss sample, after the reads.
+    losses = alert_store.loss_in_windows(now, config.telemetry_window, counters)
+    devices = [replace(d, loss=losses.get(d.device_id)) for d in devices]
     concentration: tuple[Concentration, ...] = ()
     if scored:
         concentration = _concentration(fleet_dune(scored, policy))
@@ -278,10 +284,6 @@ def _device_state(
     if body is not None:
         ts = window[-1].ts if window else (s.last_seen or now)
         latest = health_sample(ts, body)
-    stats = store.ingest_stats(dev_id)
-    loss = alert_store.loss_in_window(
-        dev_id, now, config.telemetry_window, stats.accepted, stats.gap, stats.dropped
-    )
     fields: dict[str, Any] = {}
     dune = None
     inventory = store.current_inventory(dev_id)
@@ -316,7 +318,6 @@ def _device_state(
         model=s.model,
         latest_health=latest,
         health_window=tuple(health_sample(p.ts, p.body) for p in window),
-        loss=loss,
         **fields,
     )
     if "firmware_version" not in fields and s.firmware:

@@ -94,6 +94,9 @@ class AlertsConfig:
     concentration_max_hhi: float = 2500.0
     concentration_max_top1: float | None = None
     concentration_dimensions: tuple[str, ...] = ("jurisdiction",)
+    # Buckets that are not a controlling party: a fleet "concentrated" on open-source community
+    # projects or on suppliers nobody identified is not a supply dependence to alert on.
+    concentration_ignore: tuple[str, ...] = ("community", "unknown")
     telemetry_window: float = 3600.0
     telemetry_min_lost: int = 1
     telemetry_min_ratio: float = 0.01
@@ -212,6 +215,7 @@ _SECTIONS: dict[str, dict[str, tuple[str, Any]]] = {
         "max_hhi": ("concentration_max_hhi", _num),
         "max_top1_share": ("concentration_max_top1", _optional_share),
         "dimensions": ("concentration_dimensions", _strs),
+        "ignore": ("concentration_ignore", _strs),
     },
     "telemetry": {
         "window": ("telemetry_window", parse_duration),

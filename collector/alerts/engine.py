@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,20 @@ def run_rules(
     return list(by_key.values()), ran, errors
 
 
+def label_simulated(findings: list[Finding], snapshot: FleetSnapshot) -> list[Finding]:
+    """Alerts about simulated devices (or a wholly simulated fleet) say so wherever they go."""
+    simulated = {d.device_id for d in snapshot.devices if d.simulated}
+    out = []
+    for f in findings:
+        sim = snapshot.simulated if f.device_id is None else f.device_id in simulated
+        if sim:
+            f = replace(
+                f, summary=f"{f.summary} [simulated]", evidence={**f.evidence, "simulated": True}
+            )
+        out.append(f)
+    return out
+
+
 def _silence_for(
     finding_device: str | None, tags: Mapping[str, str], silences: Iterable[Silence], now: float
 ) -> int | None:
@@ -141,6 +155,7 @@ def process(
     """Apply one snapshot to the alert tables in one transaction (no sink I/O here)."""
     now = snapshot.taken_at if now is None else now
     findings, ran, errors = run_rules(snapshot, config, rules)
+    findings = label_simulated(findings, snapshot)
     tags = {d.device_id: d.tags for d in snapshot.devices}
     silences = store.silences(active_at=now)
     opened: list[Alert] = []

@@ -505,30 +505,46 @@ class AlertStore:
 
     # ------------------------------------------------------------ telemetry-loss baselines
 
-    def loss_in_window(
-        self, device_id: str, now: float, window: float, accepted: int, gap: int, dropped: int
-    ) -> LossCounts:
-        """Counters are cumulative in the collector; keep samples to turn them into a window."""
+    def loss_in_windows(
+        self, now: float, window: float, counters: Mapping[str, tuple[int, int, int]]
+    ) -> dict[str, LossCounts]:
+        """Turn cumulative (accepted, gap, dropped) counters into counts over the last `window`.
+
+        The collector's counters only grow; a sample per device and pass is kept here, and the
+        newest sample at least `window` old is the baseline. Until one exists, the counts since
+        the device was first seen are used. One transaction for the whole fleet.
+        """
+        out: dict[str, LossCounts] = {}
+        cutoff = now - window
+        conn = self.db.conn
         with self.transaction():
-            self.db.execute(
+            conn.executemany(
                 "INSERT OR REPLACE INTO alert_loss_samples VALUES (?, ?, ?, ?, ?)",
-                (device_id, now, accepted, gap, dropped),
+                [(dev, now, a, g, d) for dev, (a, g, d) in counters.items()],
             )
-            self.db.execute(
-                "DELETE FROM alert_loss_samples WHERE device_id = ? AND ts < ? AND ts < "
-                "(SELECT max(ts) FROM alert_loss_samples WHERE device_id = ? AND ts <= ?)",
-                (device_id, now - window, device_id, now - window),
+            base: dict[str, tuple[float, int, int, int]] = {}
+            for dev, ts, a, g, d in conn.execute(
+                "SELECT device_id, max(ts), accepted, gap, dropped FROM alert_loss_samples "
+                "WHERE ts <= ? GROUP BY device_id",
+                (cutoff,),
+            ):
+                base[dev] = (ts, a, g, d)
+            # keep only the baseline and newer samples
+            conn.execute(
+                "DELETE FROM alert_loss_samples WHERE ts < (SELECT max(s.ts) FROM "
+                "alert_loss_samples s WHERE s.device_id = alert_loss_samples.device_id "
+                "AND s.ts <= ?)",
+                (cutoff,),
             )
-            row = self.db.execute(
-                "SELECT ts, accepted, gap, dropped FROM alert_loss_samples "
-                "WHERE device_id = ? AND ts <= ? ORDER BY ts DESC LIMIT 1",
-                (device_id, now - window),
-            ).fetchone()
-        if row is None:
-            return LossCounts(accepted=accepted, gap=gap, dropped=dropped, window=None)
-        return LossCounts(
-            accepted=max(0, accepted - row[1]),
-            gap=max(0, gap - row[2]),
-            dropped=max(0, dropped - row[3]),
-            window=now - row[0],
-        )
+        for dev, (a, g, d) in counters.items():
+            b = base.get(dev)
+            if b is None:
+                out[dev] = LossCounts(accepted=a, gap=g, dropped=d, window=None)
+            else:
+                out[dev] = LossCounts(
+                    accepted=max(0, a - b[1]),
+                    gap=max(0, g - b[2]),
+                    dropped=max(0, d - b[3]),
+                    window=now - b[0],
+                )
+        return out

@@ -187,3 +187,32 @@ def test_store_reopens_existing_file_and_rejects_newer_schema(db_path: Path) -> 
     again.close()
     with pytest.raises(AlertsError, match="newer than this dunewatch"):
         AlertStore(db_path)
+
+
+def test_simulated_devices_are_labelled(store: AlertStore) -> None:
+    snap = fleet(
+        device("sim-1", status="offline", simulated=True), device("cam-1", status="offline")
+    )
+    r = process(snap, store, CFG, NOW)
+    by_dev = {a.device_id: a for a in r.opened}
+    assert by_dev["sim-1"].summary == "sim-1 is offline [simulated]"
+    assert by_dev["sim-1"].evidence["simulated"] is True
+    assert (
+        "simulated" not in by_dev["cam-1"].summary and "simulated" not in by_dev["cam-1"].evidence
+    )
+
+
+def test_telemetry_loss_counts_only_the_window(store: AlertStore) -> None:
+    hour = 3600.0
+    # first pass: no baseline yet, counts since first seen
+    first = store.loss_in_windows(NOW, hour, {"cam-1": (100, 0, 0)})["cam-1"]
+    assert (first.lost, first.window) == (0, None)
+    store.loss_in_windows(NOW + 1800, hour, {"cam-1": (280, 2, 0)})
+    mid = store.loss_in_windows(NOW + 3700, hour, {"cam-1": (460, 2, 1)})["cam-1"]
+    assert (mid.accepted, mid.gap, mid.dropped, mid.window) == (360, 2, 1, 3700)  # since NOW
+    later = store.loss_in_windows(NOW + 5500, hour, {"cam-1": (640, 2, 1)})["cam-1"]
+    assert (later.gap, later.dropped, later.window) == (0, 1, 3700)  # baseline NOW + 1800
+    quiet = store.loss_in_windows(NOW + 7400, hour, {"cam-1": (820, 2, 1)})["cam-1"]
+    assert quiet.lost == 0  # baseline NOW + 3700: nothing lost since
+    (n,) = store.db.execute("SELECT count(*) FROM alert_loss_samples").fetchone()
+    assert n == 3  # baseline (NOW + 3700), NOW + 5500, NOW + 7400

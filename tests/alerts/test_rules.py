@@ -236,13 +236,23 @@ def test_fleet_concentration_by_hhi_and_top1() -> None:
     conc = (
         # shares 0.6 / 0.3 / 0.1 -> HHI = 3600 + 900 + 100 = 4600
         Concentration("soc", "jurisdiction", 4600.0, "CN", 0.6, 1),
-        Concentration("os", "jurisdiction", 2500.0, "community", 0.5, 1),  # not > 2500
+        Concentration("os", "jurisdiction", 2500.0, "DE", 0.5, 1),  # not > 2500
         Concentration("soc", "vendor", 5000.0, "HiSilicon", 0.7, 1),
     )
     snap = FleetSnapshot(taken_at=NOW, concentration=conc)
     (f,) = run(ConcentrationRule(), snap)
     assert f.device_id is None and f.key == "soc:jurisdiction"
     assert f.dedupe_key == "fleet.concentration|_fleet|soc:jurisdiction"
+    # community projects and unidentified suppliers are not a controlling party: not alerted
+    ignored = FleetSnapshot(
+        taken_at=NOW,
+        concentration=(
+            Concentration("crypto", "jurisdiction", 9000.0, "community", 0.95, 1),
+            Concentration("application", "jurisdiction", 8000.0, "unknown", 0.9, 1),
+        ),
+    )
+    assert run(ConcentrationRule(), ignored) == []
+    assert len(run(ConcentrationRule(), ignored, AlertsConfig(concentration_ignore=()))) == 2
     cfg = AlertsConfig(
         concentration_max_top1=0.5, concentration_dimensions=("jurisdiction", "vendor")
     )

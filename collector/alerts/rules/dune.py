@@ -55,6 +55,8 @@ class ConcentrationRule:
         for c in snapshot.concentration:
             if c.dimension not in config.concentration_dimensions:
                 continue
+            if c.top1 in config.concentration_ignore:
+                continue
             reasons = []
             if c.hhi > config.concentration_max_hhi:
                 reasons.append(f"HHI {c.hhi:.0f} > {config.concentration_max_hhi:.0f}")
