@@ -204,6 +204,7 @@ class Poller:
         self._global: asyncio.Semaphore | None = None
         self._per_target: dict[str, asyncio.Semaphore] = {}
         self._transports: dict[tuple[str, int, float, int], Any] = {}
+        self._v3_engines: dict[tuple[Any, ...], SnmpEngine] = {}
 
     async def open(self) -> None:
         if self._engine is None:
@@ -211,6 +212,10 @@ class Poller:
             self._global = asyncio.Semaphore(self.config.max_concurrent_targets)
 
     def close(self) -> None:
+        for engine in {id(e): e for e in self._v3_engines.values()}.values():
+            if engine is not self._engine:
+                engine.close_dispatcher()
+        self._v3_engines.clear()
         if self._engine is not None:
             self._engine.close_dispatcher()
             self._engine = None
@@ -326,6 +331,23 @@ class Poller:
             self._transports[key] = tr
         return tr
 
+    def _engine_for(self, target: Target) -> SnmpEngine:
+        """The main engine for v1/v2c; one engine per distinct SNMPv3 credential set.
+
+        pysnmp keeps one key set per user name per engine (its USM table is indexed by the
+        user name), so devices that share a user name with different keys each need their own
+        engine, or they would overwrite each other's keys. Cities usually have few sets.
+        """
+        assert self._engine is not None
+        if target.version != "3":
+            return self._engine
+        key = (target.user, target.auth_proto, target.auth_key, target.priv_proto, target.priv_key)
+        engine = self._v3_engines.get(key)
+        if engine is None:
+            engine = SnmpEngine() if self._v3_engines else self._engine
+            self._v3_engines[key] = engine
+        return engine
+
     def _semaphore(self, target: Target) -> asyncio.Semaphore:
         sem = self._per_target.get(target.device_id)
         if sem is None:
@@ -343,8 +365,7 @@ class Poller:
         max_repetitions: int = 0,
     ) -> list[tuple[tuple[int, ...], Any]]:
         """One GET / GETNEXT / GETBULK with raw numeric varbinds; raises _PollFailed."""
-        engine = self._engine
-        assert engine is not None
+        engine = self._engine_for(target)
         transport = await self._transport(target)
         auth = _auth_data(target)
         async with self._semaphore(target):
