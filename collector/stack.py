@@ -58,7 +58,7 @@ class StackConfig:
     sim_interval: float = 5.0
     agent_interval: float = 10.0
     root: str = DEFAULT_ROOT
-    scan_root: Path = Path("/")
+    scan_root: Path | None = Path("/")  # None: no SBOM scan of this machine
     metrics_port: int | None = None  # None: a free loopback port
     seed: int = 8
     search_sbin: bool | None = None
@@ -155,7 +155,7 @@ class Stack:
         self._runner: Any = None
         self._snmpsim: Any = None
         self._alerts: Any = None
-        self._scan_thread: threading.Thread | None = None
+        self._scan: Any = None
         self._stop = threading.Event()
         self._started_at = 0.0
 
@@ -191,6 +191,7 @@ class Stack:
         self._start_scan()
         if self.fleet is not None:
             self._start_fleet()
+        self._started_at = time.monotonic()  # --duration counts from here: everything is up
 
     def _start_broker(self) -> None:
         assert self.credentials is not None
@@ -285,31 +286,34 @@ class Stack:
     def _start_scan(self) -> None:
         from collector import stack_parts
 
-        if not stack_parts.scanner_available():
-            self._mark("sbom scan", NOT_AVAILABLE, "sbom rootfs scanner missing")
+        cfg = self.config
+        if cfg.scan_root is None:
+            self._mark("sbom scan", "skipped", "--no-scan")
             return
-
-        def run() -> None:
-            t0 = time.monotonic()
-            try:
-                n = stack_parts.scan_rootfs(
-                    self.config.scan_root, self.config.sbom_path, local_device_id()
-                )
-            except stack_parts.PartMissing as exc:
-                self._mark("sbom scan", NOT_AVAILABLE, str(exc))
-                return
-            except Exception as exc:  # a background job: record the failure, keep the rest
-                log.debug("sbom scan failed", exc_info=True)
-                self._mark("sbom scan", "failed", str(exc))
-                return
-            took = time.monotonic() - t0
-            self._mark(
-                "sbom scan", "done", f"{n} components in {took:.1f}s -> {self.config.sbom_path}"
+        try:
+            self._scan = stack_parts.start_scan(
+                cfg.scan_root.resolve(),
+                cfg.sbom_path.resolve(),
+                local_device_id(),
+                cfg.data_dir / "sbom-scan.log",
             )
+        except stack_parts.PartMissing as exc:
+            self._mark("sbom scan", NOT_AVAILABLE, str(exc))
+            return
+        self._mark("sbom scan", "running", f"scanning {cfg.scan_root} in the background")
 
-        self._mark("sbom scan", "running", f"scanning {self.config.scan_root} in the background")
-        self._scan_thread = threading.Thread(target=run, name="sbom-scan", daemon=True)
-        self._scan_thread.start()
+    def scan_outcome(self) -> PartStatus | None:
+        """The scan's state now: running, done (with its summary line) or failed."""
+        if self._scan is None:
+            return self.parts.get("sbom scan")
+        code, last = self._scan.result()
+        if code is None:
+            return PartStatus("sbom scan", "running", last)
+        state = "done" if code == 0 else "failed"
+        status = PartStatus("sbom scan", state, last)
+        if self.parts.get("sbom scan") != status:
+            self._mark("sbom scan", state, last)
+        return status
 
     # -- simulated fleet ---------------------------------------------------------------------
 
@@ -394,11 +398,17 @@ class Stack:
             if on_tick is not None:
                 on_tick(time.monotonic() - self._started_at)
 
+    def stop_alert_loop(self) -> None:
+        """Before the final evaluation: one writer of the alert tables at a time."""
+        if self._alerts is not None:
+            self._alerts.stop()
+            self._alerts = None
+
     def elapsed(self) -> float:
         return time.monotonic() - self._started_at
 
     def scan_pending(self) -> bool:
-        return self._scan_thread is not None and self._scan_thread.is_alive()
+        return self._scan is not None and self._scan.running()
 
     def stop(self) -> None:
         """Stop everything, newest first; each part's failure is logged and the rest still stops."""
@@ -409,6 +419,8 @@ class Stack:
             steps.append(("snmpsim", self._snmpsim.stop))
         if self._agent is not None:
             steps.append(("local agent", self._agent.stop))
+        if self._scan is not None:
+            steps.append(("sbom scan", self._scan.stop))
         if self._alerts is not None:
             steps.append(("alert evaluation", self._alerts.stop))
         if self._collector is not None:
@@ -421,6 +433,7 @@ class Stack:
             except Exception as exc:  # keep stopping the others
                 log.warning("stopping %s: %s", name, exc)
         self._runner = self._snmpsim = self._agent = self._collector = self._alerts = None
+        self._scan = None
         self.broker = None
 
     def fleet_stats(self) -> Mapping[str, Any]:

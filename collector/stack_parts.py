@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,12 +208,28 @@ def start_local_agent(
 
 
 def scanner_available() -> bool:
-    return _have("sbom.builders") or _have("sbom.rootfs")
+    return _have("sbom.builders.rootfs")
 
 
-def scan_rootfs(root: Path, out: Path, device_id: str) -> int:
+def scan_rootfs(
+    root: Path, out: Path, device_id: str, progress: Callable[[str], None] | None = None
+) -> int:
     """Scan a root filesystem into a validated CycloneDX file; returns the component count."""
-    raise PartMissing("sbom rootfs scanner missing")
+    if not (_have("sbom.builders.rootfs") and _have("sbom.output")):
+        raise PartMissing("sbom rootfs scanner missing")
+    from sbom.builders.rootfs import RootfsBuilder
+    from sbom.output import write
+
+    seen: set[str] = set()
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if progress is not None and stage not in seen:
+            seen.add(stage)
+            progress(f"sbom scan: {stage} ({done + 1}/{total})" if total else f"sbom scan: {stage}")
+
+    bom = RootfsBuilder(root, device_id=device_id, progress=on_progress).build()
+    write(bom, out)
+    return len(bom.components)
 
 
 # -- simulated fleet in the store ----------------------------------------------------------------
@@ -268,7 +284,7 @@ def start_snmpsim(workdir: Path, devices: Sequence[Any], db_path: Path) -> Snmps
     if not (_have("snmpsim") and _have("pysmi")):
         raise PartMissing("snmpsim is not installed: python3 -m pip install snmpsim pysmi")
     from collector.sim.snmprec import community, snmprec
-    from collector.snmp.simulator import Snmpsim
+    from collector.snmp.simulator import V3_AUTH_KEY, V3_PRIV_KEY, V3_USER, Snmpsim
     from collector.snmp.targets import Target, save_targets
 
     sim = Snmpsim(workdir.resolve(), {community(d): snmprec(d) for d in devices})
@@ -278,11 +294,16 @@ def start_snmpsim(workdir: Path, devices: Sequence[Any], db_path: Path) -> Snmps
         raise PartMissing(f"snmpsim did not start: {exc}") from None
     assert sim.port is not None
     targets = [
-        Target(
+        Target(  # SNMPv3 authPriv, the secure default; the simulator's demo user
             host="127.0.0.1",
             port=sim.port,
-            version="2c",
-            community=community(d),
+            version="3",
+            user=V3_USER,
+            auth_proto="SHA",
+            auth_key=V3_AUTH_KEY,
+            priv_proto="AES",
+            priv_key=V3_PRIV_KEY,
+            context=community(d),
             device_id=d.device_id,
             tags=tuple(sorted(d.tags.items())),
             interval=10.0,
@@ -380,6 +401,88 @@ class AlertLoop:
 # -- the report ----------------------------------------------------------------------------------
 
 
-def write_report(db_path: Path, out: Path) -> Any:
+def knowledge_base() -> Any:
+    """firmware_db's shipped reference data (None when this build has no firmware_db)."""
+    if not _have("firmware_db"):
+        return None
+    import firmware_db
+
+    opener = getattr(firmware_db, "open_default", None)
+    return opener() if opener is not None else None
+
+
+def write_report(db_path: Path, out: Path, simulated: bool = False) -> Any:
     """Build the fleet report from the database and write it as HTML; returns its data."""
-    raise PartMissing("report from the collector database not in this build")
+    if not _have("collector.report.source"):
+        raise PartMissing("report from the collector database (collector/report/source.py) missing")
+    import datetime as dt
+
+    from collector.report import get_format
+    from collector.report.interface import write_report as write
+    from collector.report.source import report_from_db
+    from sbom.policy import DunePolicy
+
+    title = "dunewatch demo report (SIMULATED fleet)" if simulated else "dunewatch fleet report"
+    data = report_from_db(
+        db_path,
+        policy=DunePolicy(),
+        kb=knowledge_base(),
+        today=dt.datetime.now(dt.UTC).date(),
+        by_tag="district" if simulated else None,
+        title=title,
+    )
+    write(get_format("html"), data, out)
+    return data
+
+
+@dataclass
+class ScanProcess:
+    """The rootfs scan in a child process at low CPU priority, so it never starves the rest
+    of the stack and can be ended at once when the run stops."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def result(self) -> tuple[int | None, str]:
+        """(exit code or None while running, last line of its log)."""
+        code = self.proc.poll()
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return code, lines[-1] if lines else ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+
+
+def start_scan(root: Path, out: Path, device_id: str, log_path: Path) -> ScanProcess:
+    if not scanner_available():
+        raise PartMissing("sbom rootfs scanner missing")
+    cmd = [sys.executable, "-m", "collector.stack_parts", "scan-rootfs", str(root), str(out)]
+    with log_path.open("wb") as fh:
+        proc = subprocess.Popen(
+            [*cmd, device_id],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: os.nice(10),
+        )
+    return ScanProcess(proc, log_path)
+
+
+def _scan_main(argv: Sequence[str]) -> int:
+    root, out, device_id = argv
+    n = scan_rootfs(Path(root), Path(out), device_id, progress=lambda m: print(m, flush=True))
+    print(f"done: {n} components -> {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["scan-rootfs"]:
+    sys.exit(_scan_main(sys.argv[2:]))

@@ -42,8 +42,9 @@ def progress_line(stack: Stack, elapsed: float) -> str:
             f"SIMULATED fleet: {fs['connected']} agents, {fs['health_sent']} health reports, "
             f"{fs['went_offline']} went offline"
         )
-    if stack.scan_pending():
-        parts.append("sbom scan running")
+    scan = stack.scan_outcome()
+    if scan is not None and scan.state == "running":
+        parts.append(f"sbom scan running ({scan.detail or 'starting'})")
     return "  ".join(parts)
 
 
@@ -115,6 +116,8 @@ def finish(stack: Stack, progress: Callable[[str], None]) -> Outcome:
             time.sleep(0.2)
         if stack.scan_pending():
             progress("sbom scan still running: the report goes ahead without it")
+    stack.scan_outcome()
+    stack.stop_alert_loop()
     sections = [_states_table(stack)]
     try:
         alerts = stack_parts.evaluate_alerts(stack.config.db_path)
@@ -127,7 +130,9 @@ def finish(stack: Stack, progress: Callable[[str], None]) -> Outcome:
     report_path: str | None = None
     try:
         progress("writing the HTML report ...")
-        data = stack_parts.write_report(stack.config.db_path, stack.config.report_path)
+        data = stack_parts.write_report(
+            stack.config.db_path, stack.config.report_path, simulated=stack.fleet is not None
+        )
         report_path = str(stack.config.report_path)
         sections.insert(1, _ddi_table(data))
         sections.append(f"report: {report_path}")

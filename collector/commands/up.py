@@ -75,6 +75,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics-port", metavar="PORT", type=int, help="collector metrics port on 127.0.0.1"
     )
+    scan = p.add_mutually_exclusive_group()
+    scan.add_argument(
+        "--scan-root",
+        metavar="DIR",
+        type=Path,
+        default=Path("/"),
+        help="root filesystem to scan for this machine's SBOM (default /)",
+    )
+    scan.add_argument("--no-scan", action="store_true", help="skip the SBOM scan of this machine")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -154,6 +163,7 @@ def _run(args: argparse.Namespace, devices: int) -> int:
         duration=args.duration,
         devices=devices,
         metrics_port=args.metrics_port,
+        scan_root=None if args.no_scan else args.scan_root,
     )
     stack = Stack(cfg, progress=_err)
     demo = devices > 0

@@ -133,11 +133,12 @@ def _device(index: int, klass: str, rng: random.Random, profiles: Mapping[str, A
         }
     ]
     if prof["sensors"]:
+        sensor_vendor = rng.choice(prof["sensors"])
         parts.append(
             {
                 "kind": "image_sensor",
-                "vendor": rng.choice(prof["sensors"]),
-                "model": "",
+                "vendor": sensor_vendor,
+                "model": rng.choice(profiles["sensor_models"][sensor_vendor]),
                 "evidence": "declared",
                 "confidence": "medium",
             }
