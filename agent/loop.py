@@ -34,14 +34,14 @@ FLUSH_SECONDS = 5.0
 # ACL denials of the same topic are reported as an event at most this often.
 DENIAL_EVENT_EVERY = 600.0
 
-InventoryFn = Callable[[Path, Mapping[str, Any] | None], dict[str, Any]]
+InventoryFn = Callable[[AgentConfig], dict[str, Any]]
 PublisherFactory = Callable[[AgentConfig, str, Callable[[], None]], Publisher]
 
 
-def default_inventory(root: Path, firmware: Mapping[str, Any] | None) -> dict[str, Any]:
-    from agent.inventory import collect  # imported when first needed: keeps `run` start lean
+def default_inventory(cfg: AgentConfig) -> dict[str, Any]:
+    from agent.inventory_job import collect_in_child
 
-    return collect(root, firmware=firmware)
+    return collect_in_child(Path(cfg.agent.host_root), cfg.device)
 
 
 def mqtt_publisher(cfg: AgentConfig, boot_id: str, wake: Callable[[], None]) -> Publisher:
@@ -67,49 +67,6 @@ def mqtt_publisher(cfg: AgentConfig, boot_id: str, wake: Callable[[], None]) -> 
         birth_extra={"agent_version": AGENT_VERSION, "interval": cfg.agent.interval},
     )
     return MqttPublisher(settings, on_event=wake)
-
-
-def declared_firmware(cfg: AgentConfig) -> dict[str, Any] | None:
-    d = cfg.device
-    if not (d.firmware_version or d.firmware_vendor):
-        return None
-    return {
-        "vendor": d.firmware_vendor or d.vendor or None,
-        "version": d.firmware_version or None,
-        "release_date": d.firmware_release_date or None,
-        "source": "declared",
-    }
-
-
-def build_inventory(
-    cfg: AgentConfig, inventory_fn: InventoryFn = default_inventory
-) -> dict[str, Any]:
-    """The collected inventory plus what the operator declared, with the hash recomputed."""
-    body = inventory_fn(Path(cfg.agent.host_root), declared_firmware(cfg))
-    d = cfg.device
-    declared = {
-        k: v for k, v in (("vendor", d.vendor), ("model", d.model), ("serial", d.serial)) if v
-    }
-    if declared:
-        hw = dict(body.get("hardware") or {})
-        hw.update(declared)
-        hw["declared"] = sorted(declared)
-        body["hardware"] = hw
-    body["hash"] = inventory_hash(body)
-    return body
-
-
-def inventory_hash(body: Mapping[str, Any]) -> str:
-    try:
-        from agent.inventory import inventory_hash as real
-    except ImportError:  # pragma: no cover - the inventory package ships with the agent
-        import hashlib
-        import json
-
-        rest = {k: v for k, v in body.items() if k != "hash"}
-        canon = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canon.encode()).hexdigest()
-    return real(body)
 
 
 class _Waker:
@@ -285,7 +242,7 @@ class Agent:
 
     def _inventory(self) -> None:
         try:
-            body = build_inventory(self.cfg, self.inventory_fn)
+            body = self.inventory_fn(self.cfg)
         except Exception as exc:  # a broken reader must not stop health reporting
             log.error("inventory failed: %s: %s", type(exc).__name__, exc)
             return

@@ -26,7 +26,7 @@ def once_report(
     inventory: bool = True,
 ) -> dict[str, Any]:
     """Envelopes as the agent would publish them: {"health": ..., "inventory": ...}."""
-    from agent.loop import build_inventory
+    from agent.inventory_job import build_inventory
     from agent.probes import build_probes, run_probes
 
     flags = dict(flags or {})
@@ -45,7 +45,7 @@ def once_report(
         ).to_dict()
     }
     if inventory:
-        body = build_inventory(cfg)
+        body = build_inventory(Path(a.host_root), cfg.device)
         out["inventory"] = wire.make(a.device_id, boot, 2, wire.KIND_INVENTORY, body).to_dict()
     return out
 
