@@ -63,7 +63,7 @@ class Consumer:
         self.topic = subscription(broker.root, "+", group)
         self._v5 = broker.protocol == "5"
         self._cond = threading.Condition()
-        self._pending: list[tuple[int, int, int, _Item]] = []
+        self._pending: list[tuple[int, int, int, _Item, bytes]] = []
         self._gen = 0
         self._stopping = False
         self._stop_wait = threading.Event()
@@ -173,8 +173,8 @@ class Consumer:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = repr(msg._topic)[:200]
+        payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload)
         try:
-            payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload)
             item = parse(payload, topic, self.broker.root, self.ingest.max_payload)
         except EnvelopeError as exc:
             item = self._reject(now, topic, exc.reason, exc.detail, len(msg.payload))
@@ -183,7 +183,7 @@ class Consumer:
                 now, topic, "other", f"{type(exc).__name__}: {exc}", len(msg.payload)
             )
         with self._cond:
-            self._pending.append((self._gen, msg.mid, msg.qos, item))
+            self._pending.append((self._gen, msg.mid, msg.qos, item, payload))
             if len(self._pending) >= self.ingest.batch_rows:
                 self._cond.notify()
         self.counters.add(self.slot, "received")
@@ -217,15 +217,22 @@ class Consumer:
                     if not self._pending:
                         return
 
-    def _flush(self, batch: list[tuple[int, int, int, _Item]]) -> None:
-        envs = [it for _, _, _, it in batch if isinstance(it, Envelope)]
-        rejects = [it for _, _, _, it in batch if isinstance(it, Reject)]
+    def _flush(self, batch: list[tuple[int, int, int, _Item, bytes]]) -> None:
+        envs: list[Envelope] = []
+        raws: list[bytes] = []
+        rejects: list[Reject] = []
+        for _, _, _, it, payload in batch:
+            if isinstance(it, Envelope):
+                envs.append(it)
+                raws.append(payload)
+            else:
+                rejects.append(it)
         delay = 0.2
         attempts = 0
         while True:
             t0 = time.monotonic()
             try:
-                result = self.store.apply(envs, time.time())
+                result = self.store.apply(envs, time.time(), raws)
                 self.store.record_rejects(rejects)
                 break
             except StoreError as exc:
@@ -251,12 +258,12 @@ class Consumer:
             log.warning("device %s reports without enrollment (flagged)", dev)
         self._ack(batch)
 
-    def _ack(self, batch: list[tuple[int, int, int, _Item]]) -> None:
+    def _ack(self, batch: list[tuple[int, int, int, _Item, bytes]]) -> None:
         client = self._client
         if client is None:
             return
         gen = self._gen
-        for g, mid, qos, _ in batch:
+        for g, mid, qos, _, _ in batch:
             # a message from an earlier connection is re-sent by the broker; the store
             # dedupes it, and acking its old packet id here could hit an unrelated message
             if qos > 0 and g == gen:

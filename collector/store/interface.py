@@ -159,11 +159,17 @@ class Rollup:
 class Store(Protocol):
     """Durable picture of the fleet; every method is safe to call from one thread at a time."""
 
-    def apply(self, envelopes: Sequence[Envelope], received: float) -> ApplyResult:
+    def apply(
+        self,
+        envelopes: Sequence[Envelope],
+        received: float,
+        raw: Sequence[bytes | str] | None = None,
+    ) -> ApplyResult:
         """Store one batch in one transaction: dedupe on (device, boot, seq), count gaps and
         agent drop events, upsert devices, latest health, history, inventory snapshot by hash and
-        current inventory, state messages into liveness. Raises StoreError and stores nothing
-        of the batch when the transaction fails."""
+        current inventory, state messages into liveness. `raw`, when given, holds each
+        envelope's payload as received (saves re-encoding). Raises StoreError and stores
+        nothing of the batch when the transaction fails."""
         ...
 
     def record_rejects(self, rejects: Sequence[Reject]) -> None:

@@ -1,5 +1,9 @@
 """Versioned schema migrations for the SQLite store; PRAGMA user_version is the version.
 
+Raw health rows keep the message exactly as received (`msg`, the whole envelope) and expose
+its body as a generated column, so the hot path never re-encodes JSON. `received` grows with
+the row id, which lets retention find its cut by bisection instead of a second index.
+
 Append a new step to MIGRATIONS to change the schema; never edit a released step.
 """
 
@@ -39,7 +43,8 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
             received REAL NOT NULL,
             boot_id TEXT NOT NULL,
             seq INTEGER NOT NULL,
-            body TEXT NOT NULL
+            msg TEXT NOT NULL,
+            body TEXT GENERATED ALWAYS AS (json_extract(msg, '$.body')) VIRTUAL
         );
         CREATE TABLE health (
             id INTEGER PRIMARY KEY,
@@ -48,10 +53,10 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
             received REAL NOT NULL,
             boot_id TEXT NOT NULL,
             seq INTEGER NOT NULL,
-            body TEXT NOT NULL
+            msg TEXT NOT NULL,
+            body TEXT GENERATED ALWAYS AS (json_extract(msg, '$.body')) VIRTUAL
         );
         CREATE INDEX idx_health_device_ts ON health (device_id, ts);
-        CREATE INDEX idx_health_ts ON health (ts);
         CREATE TABLE rollups (
             device_id TEXT NOT NULL,
             bucket REAL NOT NULL,

@@ -58,8 +58,18 @@ MAX_RANGES = 256
 _POLL_BOOT = "poll"
 
 
-def _dumps(obj: object) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _ranges_text(ranges: list[list[int]]) -> str:
+    return "[" + ",".join(f"[{a},{b}]" for a, b in ranges) + "]"
+
+
+def _parse_ranges(text: str) -> list[list[int]]:
+    if text.count("[") == 2:  # the usual case, one contiguous range: skip the JSON parser
+        a, b = text[2:-2].split(",")
+        return [[int(a), int(b)]]
+    return [list(map(int, r)) for r in json.loads(text)]
 
 
 def inventory_hash(body: Mapping[str, Any]) -> str:
@@ -228,64 +238,91 @@ class SqliteStore:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def apply(self, envelopes: Sequence[Envelope], received: float) -> ApplyResult:
+    def apply(
+        self,
+        envelopes: Sequence[Envelope],
+        received: float,
+        raw: Sequence[bytes | str] | None = None,
+    ) -> ApplyResult:
         if not envelopes:
             return ApplyResult()
+        if raw is not None and len(raw) != len(envelopes):
+            raise StoreError("apply: raw payloads must align with envelopes")
         with self._write():
-            return self._apply(envelopes, received)
+            return self._apply(envelopes, received, raw)
 
-    def _load_devices(self, ids: set[str] | list[str]) -> dict[str, _Dev]:
-        out: dict[str, _Dev] = {}
-        q = "SELECT status, status_since, enrolled, last_state FROM devices WHERE device_id = ?"
-        for dev_id in ids:
-            row = self.conn.execute(q, (dev_id,)).fetchone()
-            if row is None:
-                out[dev_id] = _Dev()
-            else:
-                out[dev_id] = _Dev(
-                    status=row[0],
-                    status_since=row[1],
-                    enrolled=bool(row[2]),
-                    last_state=row[3],
-                    exists=True,
-                )
+    def _load_devices(self, ids: set[str]) -> dict[str, _Dev]:
+        """One query for every device of the batch (the id list goes in as one JSON array)."""
+        out = {dev_id: _Dev() for dev_id in ids}
+        rows = self.conn.execute(
+            "SELECT device_id, status, status_since, enrolled, last_state FROM devices "
+            "WHERE device_id IN (SELECT value FROM json_each(?))",
+            (_dumps(list(ids)),),
+        )
+        for row in rows:
+            out[row[0]] = _Dev(
+                status=row[1],
+                status_since=row[2],
+                enrolled=bool(row[3]),
+                last_state=row[4],
+                exists=True,
+            )
         return out
 
-    def _apply(self, envelopes: Sequence[Envelope], received: float) -> ApplyResult:
+    def _load_streams(
+        self, keys: set[tuple[str, str]], received: float
+    ) -> dict[tuple[str, str], _Stream]:
+        out: dict[tuple[str, str], _Stream] = {}
+        if not keys:
+            return out
+        rows = self.conn.execute(
+            "SELECT device_id, boot_id, covered, lost, first_received FROM streams "
+            "WHERE device_id IN (SELECT value FROM json_each(?)) "
+            "AND boot_id IN (SELECT value FROM json_each(?))",
+            (_dumps(list({k[0] for k in keys})), _dumps(list({k[1] for k in keys}))),
+        )
+        for dev_id, boot, covered, lost, first in rows:
+            if (dev_id, boot) in keys:
+                out[(dev_id, boot)] = _Stream(_parse_ranges(covered), int(lost), float(first))
+        for key in keys:
+            stream = out.get(key)
+            if stream is None:
+                stream = out[key] = _Stream(first_received=received)
+            stream.start_missing = stream.missing()
+        return out
+
+    def _apply(
+        self,
+        envelopes: Sequence[Envelope],
+        received: float,
+        raw: Sequence[bytes | str] | None,
+    ) -> ApplyResult:
         conn = self.conn
         devs = self._load_devices({e.device_id for e in envelopes})
-        streams: dict[tuple[str, str], _Stream] = {}
+        streams = self._load_streams(
+            {(e.device_id, e.boot_id) for e in envelopes if e.seq > 0}, received
+        )
         stats: dict[str, list[int]] = {}  # accepted, duplicate, dropped
         health_rows: list[tuple[Any, ...]] = []
-        latest: dict[str, Envelope] = {}
+        latest: dict[str, tuple[Any, ...]] = {}
         inv_latest: dict[str, tuple[Envelope, str]] = {}
         snapshots: dict[str, tuple[float, str]] = {}
         inv_hist: dict[tuple[str, str], list[float]] = {}
         event_rows: list[tuple[Any, ...]] = []
         transitions: list[Transition] = []
         accepted = duplicates = dropped = 0
-        sq = "SELECT covered, lost, first_received FROM streams WHERE device_id = ? AND boot_id = ?"
 
         def move(dev_id: str, dev: _Dev, new: str, reason: str) -> None:
             if dev.status != new:
                 transitions.append(Transition(dev_id, received, dev.status, new, reason))
                 dev.status, dev.status_since = new, received
 
-        for env in envelopes:
+        for i, env in enumerate(envelopes):
             dev_id = env.device_id
             dev = devs[dev_id]
             st = stats.setdefault(dev_id, [0, 0, 0])
             if env.seq > 0:
-                key = (dev_id, env.boot_id)
-                stream = streams.get(key)
-                if stream is None:
-                    row = conn.execute(sq, key).fetchone()
-                    if row is None:
-                        stream = _Stream(first_received=received)
-                    else:
-                        stream = _Stream(json.loads(row[0]), int(row[1]), float(row[2]))
-                    stream.start_missing = stream.missing()
-                    streams[key] = stream
+                stream = streams[(dev_id, env.boot_id)]
                 if stream.contains(env.seq):
                     st[1] += 1
                     duplicates += 1
@@ -310,10 +347,16 @@ class SqliteStore:
             body = env.body
             kind = env.kind
             if kind == KIND_HEALTH:
-                health_rows.append((dev_id, env.ts, received, env.boot_id, env.seq, _dumps(body)))
+                if raw is None:
+                    msg = env.encode().decode()
+                else:
+                    r = raw[i]
+                    msg = r.decode() if isinstance(r, bytes) else r
+                row = (dev_id, env.ts, received, env.boot_id, env.seq, msg)
+                health_rows.append(row)
                 prev = latest.get(dev_id)
-                if prev is None or env.ts >= prev.ts:
-                    latest[dev_id] = env
+                if prev is None or env.ts >= prev[1]:
+                    latest[dev_id] = row
                 iv = body.get("interval")
                 if isinstance(iv, (int, float)) and not isinstance(iv, bool):
                     dev.interval = float(iv)
@@ -369,16 +412,16 @@ class SqliteStore:
 
         if health_rows:
             conn.executemany(
-                "INSERT INTO health (device_id, ts, received, boot_id, seq, body) "
+                "INSERT INTO health (device_id, ts, received, boot_id, seq, msg) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 health_rows,
             )
             conn.executemany(
-                "INSERT INTO health_latest (device_id, ts, received, boot_id, seq, body) "
+                "INSERT INTO health_latest (device_id, ts, received, boot_id, seq, msg) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
                 "ts = excluded.ts, received = excluded.received, boot_id = excluded.boot_id, "
-                "seq = excluded.seq, body = excluded.body WHERE excluded.ts >= health_latest.ts",
-                [(d, e.ts, received, e.boot_id, e.seq, _dumps(e.body)) for d, e in latest.items()],
+                "seq = excluded.seq, msg = excluded.msg WHERE excluded.ts >= health_latest.ts",
+                list(latest.values()),
             )
         if inv_latest:
             self._write_inventory(
@@ -405,7 +448,7 @@ class SqliteStore:
                     (
                         dev_id,
                         boot,
-                        _dumps(stream.ranges),
+                        _ranges_text(stream.ranges),
                         stream.lost,
                         stream.max_seq,
                         stream.first_received,
@@ -599,18 +642,28 @@ class SqliteStore:
                 )
                 _summarize_inventory(dev, inventory)
             if health is not None:
-                body = _dumps(health)
-                conn.execute(
-                    "INSERT INTO health (device_id, ts, received, boot_id, seq, body) "
-                    "VALUES (?, ?, ?, ?, 0, ?)",
-                    (device_id, ts, ts, _POLL_BOOT, body),
+                msg = _dumps(
+                    {
+                        "v": 1,
+                        "device": device_id,
+                        "boot": _POLL_BOOT,
+                        "seq": 0,
+                        "ts": ts,
+                        "kind": "health",
+                        "body": dict(health),
+                    }
                 )
                 conn.execute(
-                    "INSERT INTO health_latest (device_id, ts, received, boot_id, seq, body) "
+                    "INSERT INTO health (device_id, ts, received, boot_id, seq, msg) "
+                    "VALUES (?, ?, ?, ?, 0, ?)",
+                    (device_id, ts, ts, _POLL_BOOT, msg),
+                )
+                conn.execute(
+                    "INSERT INTO health_latest (device_id, ts, received, boot_id, seq, msg) "
                     "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (device_id) DO UPDATE SET "
                     "ts = excluded.ts, received = excluded.received, boot_id = excluded.boot_id, "
-                    "seq = 0, body = excluded.body WHERE excluded.ts >= health_latest.ts",
-                    (device_id, ts, ts, _POLL_BOOT, body),
+                    "seq = 0, msg = excluded.msg WHERE excluded.ts >= health_latest.ts",
+                    (device_id, ts, ts, _POLL_BOOT, msg),
                 )
             conn.execute(
                 "INSERT INTO polls (device_id, ts, outcome, detail) VALUES (?, ?, ?, ?) "
@@ -761,16 +814,33 @@ class SqliteStore:
         """Roll up, then drop raw health past retention and rollups past theirs."""
         self.rollup()
         with self._write() as conn:
-            cur = conn.execute(
-                "DELETE FROM health WHERE ts < ? AND id <= "
-                "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rolled_id')",
-                (now - self.retention,),
-            )
+            cut = min(self._last_id_received_before(now - self.retention), self._rolled_id())
+            cur = conn.execute("DELETE FROM health WHERE id <= ?", (cut,))
             removed = cur.rowcount
             conn.execute("DELETE FROM rollups WHERE bucket < ?", (now - self.rollup_retention,))
             conn.execute("DELETE FROM events WHERE ts < ?", (now - self.retention,))
             conn.execute("DELETE FROM streams WHERE last_received < ?", (now - self.retention,))
         return int(removed)
+
+    def _rolled_id(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'rolled_id'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _last_id_received_before(self, cutoff: float) -> int:
+        """Largest health id stored before `cutoff`: ids grow with `received`, so bisect."""
+        lo_hi = self.conn.execute("SELECT min(id), max(id) FROM health").fetchone()
+        if lo_hi[0] is None:
+            return 0
+        lo, hi = int(lo_hi[0]) - 1, int(lo_hi[1])  # invariant: answer in [lo, hi]
+        q = "SELECT received FROM health WHERE id >= ? ORDER BY id LIMIT 1"
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            row = self.conn.execute(q, (mid,)).fetchone()
+            if row is not None and row[0] < cutoff:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     # -- reads ------------------------------------------------------------------------------
 

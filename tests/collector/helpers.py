@@ -79,8 +79,9 @@ def broker_settings(port: int, **kw: Any) -> BrokerSettings:
 
 @contextmanager
 def running_consumer(port: int, db: Path, ingest: IngestSettings | None = None,
+                     busy_timeout: float = 10.0,
                      **broker_kw: Any) -> Iterator[tuple[Consumer, SqliteStore]]:
-    store = SqliteStore(db)
+    store = SqliteStore(db, busy_timeout=busy_timeout)
     counters = Counters(1)
     consumer = Consumer(broker_settings(port, **broker_kw), ingest or IngestSettings(batch_ms=50),
                         store, counters)

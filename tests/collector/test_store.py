@@ -93,8 +93,8 @@ def test_rollups_and_retention_keep_the_numbers(store: SqliteStore) -> None:
     # a late report for the same old bucket merges into the rollup exactly once
     store.apply([h(6, base + 100, cpu=40.0)], NOW)
     removed = store.prune(NOW)
-    assert removed == 5  # the 5 old raw rows; the recent one stays
-    assert [p.seq for p in store.health_history("d1", 0)] == [5]
+    assert removed == 4  # raw rows stored more than 7 days ago; the two stored now stay
+    assert [p.seq for p in store.health_history("d1", 0)] == [6, 5]
     cpu = {(r.bucket, r.metric): r for r in store.rollups("d1", 0)}[(base, "cpu.pct")]
     assert (cpu.n, cpu.min, cpu.avg, cpu.max) == (5, 10.0, 32.0, 60.0)
     assert store.prune(NOW) == 0 and store.rollup() == 0  # idempotent
