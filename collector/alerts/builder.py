@@ -104,29 +104,42 @@ def default_bom_builder(kb: Any) -> BomBuilder:
     return build
 
 
-def _vulns(kb: Any, comp: Any) -> tuple[VulnRef, ...]:
-    if kb is None or not hasattr(kb, "vulnerabilities") or not comp.version:
-        return ()
-    if comp.purl:
-        found = kb.vulnerabilities(purl=comp.purl, version=comp.version)
-    elif comp.cpe:
-        found = kb.vulnerabilities(cpe=comp.cpe)
-    else:
-        found = kb.vulnerabilities(name=comp.name, version=comp.version)
-    return tuple(
-        VulnRef(
-            id=v.id,
-            severity=v.severity,
-            cvss=v.cvss,
-            kev=bool(v.kev),
-            kev_date=v.kev_date,
-            fixed_version=v.fixed_version,
+class VulnLookup:
+    """firmware_db vulnerability lookups, cached for one pass: a fleet repeats the same versions."""
+
+    def __init__(self, kb: Any) -> None:
+        self.kb = kb if kb is not None and hasattr(kb, "vulnerabilities") else None
+        self._cache: dict[tuple[str | None, ...], tuple[VulnRef, ...]] = {}
+
+    def __call__(self, comp: Any) -> tuple[VulnRef, ...]:
+        if self.kb is None or not comp.version:
+            return ()
+        key = (comp.purl, comp.cpe, comp.name, comp.version)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        if comp.purl:
+            found = self.kb.vulnerabilities(purl=comp.purl, version=comp.version)
+        elif comp.cpe:
+            found = self.kb.vulnerabilities(cpe=comp.cpe)
+        else:
+            found = self.kb.vulnerabilities(name=comp.name, version=comp.version)
+        refs = tuple(
+            VulnRef(
+                id=v.id,
+                severity=v.severity,
+                cvss=v.cvss,
+                kev=bool(v.kev),
+                kev_date=v.kev_date,
+                fixed_version=v.fixed_version,
+            )
+            for v in found
         )
-        for v in found
-    )
+        self._cache[key] = refs
+        return refs
 
 
-def _components(bom: Any, kb: Any, aging: Any) -> tuple[ComponentState, ...]:
+def _components(bom: Any, vulns: VulnLookup, aging: Any) -> tuple[ComponentState, ...]:
     out: list[ComponentState] = []
     for comp in bom.components:
         lc = comp.lifecycle
@@ -141,7 +154,7 @@ def _components(bom: Any, kb: Any, aging: Any) -> tuple[ComponentState, ...]:
                 latest=lc.latest,
                 versions_behind=lc.versions_behind,
                 source=lc.source,
-                vulns=_vulns(kb, comp),
+                vulns=vulns(comp),
             )
         )
     # The device model itself, when the vendor catalogue dates it (aging puts it on layer 'device').
@@ -224,6 +237,7 @@ def build_snapshot(
     builder = bom_builder or default_bom_builder(kb)
     policy = policy or DunePolicy()
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    vulns = VulnLookup(kb)
     store = open_store(db)
     devices: list[DeviceState] = []
     scored: list[Any] = []
@@ -236,7 +250,7 @@ def build_snapshot(
             simulated_all = simulated_all and s.simulated
             try:
                 state, dune = _device_state(
-                    store, s, kb, config, now, today, alert_store, builder, policy,
+                    store, s, kb, config, now, today, alert_store, builder, policy, vulns,
                 )  # fmt: skip
             except Exception as exc:  # one broken device must not hide the fleet
                 log.warning("alerts: cannot assess %s: %s", s.device_id, exc)
@@ -276,6 +290,7 @@ def _device_state(
     alert_store: AlertStore,
     builder: BomBuilder,
     policy: Any,
+    vulns: VulnLookup,
 ) -> tuple[DeviceState, Any]:
     dev_id = s.device_id
     body = store.latest_health(dev_id)
@@ -305,7 +320,7 @@ def _device_state(
             )
         dune = score_device(bom, policy, today)
         fields["layer_grades"] = _grades(dune)
-        fields["components"] = _components(bom, kb, aging)
+        fields["components"] = _components(bom, vulns, aging)
     state = DeviceState(
         device_id=dev_id,
         status=s.status,

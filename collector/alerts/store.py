@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from collector.alerts.model import (
     EVENT_ACKNOWLEDGED,
     EVENT_RESOLVED,
     STATUS_ACKNOWLEDGED,
+    STATUS_OPEN,
     STATUS_RESOLVED,
     Alert,
     AlertEvent,
@@ -288,9 +290,19 @@ class AlertStore:
         )
         alert_id = cur.lastrowid
         assert alert_id is not None
-        alert = self.get(alert_id)
-        assert alert is not None
-        return alert
+        return Alert(
+            id=alert_id,
+            dedupe_key=finding.dedupe_key,
+            rule_id=finding.rule_id,
+            device_id=finding.device_id,
+            severity=finding.severity,
+            status=STATUS_OPEN,
+            summary=finding.summary,
+            evidence=json.loads(_dumps(finding.evidence)),
+            first_seen=now,
+            last_seen=now,
+            silenced_by=silenced_by,
+        )
 
     def refresh(self, alert: Alert, finding: Finding, now: float, silenced_by: int | None) -> Alert:
         self.db.execute(
@@ -305,9 +317,15 @@ class AlertStore:
                 alert.id,
             ),
         )
-        fresh = self.get(alert.id)
-        assert fresh is not None
-        return fresh
+        return replace(
+            alert,
+            severity=finding.severity,
+            summary=finding.summary,
+            evidence=json.loads(_dumps(finding.evidence)),
+            last_seen=now,
+            count=alert.count + 1,
+            silenced_by=silenced_by,
+        )
 
     def mark_resolved(self, alert_id: int, now: float, by: str) -> Alert:
         self.db.execute(
