@@ -158,3 +158,23 @@ def test_every_alerts_command_has_an_example_and_is_documented() -> None:
     for name, p in parsers.items():
         assert p.epilog and p.epilog.startswith("example: dunewatch "), name
         assert f"dunewatch {name}" in text, f"{name} missing from docs/alerts.md"
+
+
+def test_alert_service_evaluates_periodically_and_notifies(tmp_path: Path) -> None:
+    from collector.alerts.service import AlertService
+    from collector.sinks import WebhookSink
+    from tests.support.services import wait_until
+
+    db = tmp_path / "dunewatch.db"
+    _offline_device(db, "cam-9")
+    hook = Hook()
+    svc = AlertService(db, sinks=[WebhookSink(url=hook.url, name="oncall")], every=0.05)
+    svc.start()
+    try:
+        wait_until(lambda: hook.received, 30, "webhook notification from the service")
+        wait_until(lambda: svc.passes >= 3, 30, "several passes")
+    finally:
+        svc.stop()
+        hook.close()
+    assert [m["alert"]["device_id"] for m in hook.received] == ["cam-9"]  # deduped across passes
+    assert svc.failures == 0 and svc.last_result is not None and svc.last_result.active == 1

@@ -1,0 +1,92 @@
+"""Periodic evaluation for long-running processes (collector serve, `dunewatch up`).
+
+Keeps the sinks started between passes (an MQTT sink stays connected), runs `evaluate` every
+`every` seconds in one background thread, and never dies of a failed pass: it logs, counts and
+tries again next time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from collector.alerts.config import AlertsConfig
+from collector.alerts.engine import EvaluationResult, evaluate
+from collector.alerts.interface import AlertsError
+from collector.sinks.interface import Sink
+
+log = logging.getLogger("dunewatch.alerts")
+
+
+class AlertService:
+    def __init__(
+        self,
+        db: str | Path,
+        *,
+        config: AlertsConfig | None = None,
+        sinks: Sequence[Sink] = (),
+        every: float = 60.0,
+        kb: Any = None,
+        policy: Any = None,
+    ) -> None:
+        if every <= 0:
+            raise AlertsError(f"alert evaluation interval must be positive, got {every}")
+        self.db = Path(db)
+        self.config = config or AlertsConfig()
+        self.sinks = tuple(sinks)
+        self.every = float(every)
+        self.kb = kb
+        self.policy = policy
+        self.passes = 0
+        self.failures = 0
+        self.last_result: EvaluationResult | None = None
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self, now: float | None = None) -> EvaluationResult:
+        result = evaluate(self.db, self.kb, self.config, now, sinks=self.sinks, policy=self.policy)
+        self.passes += 1
+        self.last_result = result
+        for err in (*result.snapshot_errors, *(e.message for e in result.rule_errors)):
+            log.warning("alerts: %s", err)
+        if result.opened or result.resolved:
+            log.info(
+                "alerts: %d opened, %d resolved, %d active",
+                len(result.opened),
+                len(result.resolved),
+                result.active,
+            )
+        return result
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.run_once()
+            except Exception as exc:  # a daemon: log, count, keep going
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("alert evaluation failed: %s", self.last_error)
+            self._stop.wait(max(0.0, self.every - (time.monotonic() - started)))
+
+    def start(self) -> None:
+        for sink in self.sinks:
+            sink.start()
+        self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        for sink in self.sinks:
+            try:
+                sink.stop()
+            except Exception as exc:  # stopping must reach every sink
+                log.warning("alert sink %s did not stop cleanly: %s", sink.name, exc)
