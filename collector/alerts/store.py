@@ -186,11 +186,11 @@ class AlertStore:
                 self.db.enable_wal()
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise AlertsError(f"cannot open alert tables: {exc}") from None
+            raise AlertsError(f"cannot open alert tables in {db}: {exc}") from None
 
     def _migrate(self) -> None:
         conn = self.db.conn
-        with self.db.atomic():
+        with self.transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -210,8 +210,32 @@ class AlertStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.db.atomic():
+        """One write transaction, taking the write lock up front (BEGIN IMMEDIATE).
+
+        A deferred BEGIN that reads and then writes fails at once with SQLITE_BUSY when the
+        collector committed in between; taking the lock first waits (busy timeout) instead.
+        Nested calls become savepoints. SQLite errors surface as one-line AlertsError.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise AlertsError(
+                f"alert tables: {exc}", tip="another writer holds the database; retry"
+            ) from None
+        try:
             yield
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise AlertsError(f"alert tables: {exc}") from None
+            raise
 
     # ------------------------------------------------------------ reads
 

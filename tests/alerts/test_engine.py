@@ -216,3 +216,19 @@ def test_telemetry_loss_counts_only_the_window(store: AlertStore) -> None:
     assert quiet.lost == 0  # baseline NOW + 3700: nothing lost since
     (n,) = store.db.execute("SELECT count(*) FROM alert_loss_samples").fetchone()
     assert n == 3  # baseline (NOW + 3700), NOW + 5500, NOW + 7400
+
+
+def test_locked_database_is_one_clear_error_and_loses_nothing(db_path: Path) -> None:
+    s = AlertStore(db_path, busy_timeout_ms=100)
+    (a,) = process(offline("cam-1"), s, CFG, NOW).opened
+    other = sqlite3.connect(db_path)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        with pytest.raises(AlertsError, match="database is locked"):
+            s.ack(a.id, "alice", NOW + 1)
+    finally:
+        other.rollback()
+        other.close()
+    assert s.get(a.id).status == "open"  # type: ignore[union-attr]
+    assert s.ack(a.id, "alice", NOW + 2).status == "acknowledged"  # works once free
+    s.close()
