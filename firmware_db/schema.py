@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,10 +65,15 @@ CREATE TABLE IF NOT EXISTS vulns (
 );
 CREATE INDEX IF NOT EXISTS vulns_cve ON vulns (cve_id);
 CREATE TABLE IF NOT EXISTS vuln_affected (
-    vuln_id TEXT NOT NULL, product TEXT NOT NULL, vendor TEXT, ecosystem TEXT, scheme TEXT NOT NULL,
-    exact TEXT, start_incl TEXT, start_excl TEXT, end_incl TEXT, end_excl TEXT, fixed TEXT
-);
-CREATE INDEX IF NOT EXISTS vuln_affected_product ON vuln_affected (product);
+    product TEXT NOT NULL, vuln_id TEXT NOT NULL, n INTEGER NOT NULL, vendor TEXT,
+    ecosystem TEXT, scheme TEXT NOT NULL,
+    exact TEXT, start_incl TEXT, start_excl TEXT, end_incl TEXT, end_excl TEXT, fixed TEXT,
+    -- keyed = 1: bounds are plain versions and *_key (versions.plain_key) order like compare(),
+    -- so SQLite evaluates the range; keyed = 0 rows are checked in Python.
+    keyed INTEGER NOT NULL DEFAULT 0, exact_key BLOB, lo_key BLOB, hi_key BLOB,
+    -- clustered by product: one lookup reads one run of adjacent rows, not scattered pages
+    PRIMARY KEY (product, vuln_id, n)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS vuln_affected_vuln ON vuln_affected (vuln_id);
 CREATE TABLE IF NOT EXISTS kev (
     cve_id TEXT PRIMARY KEY, date_added TEXT NOT NULL, vendor TEXT, product TEXT, name TEXT,

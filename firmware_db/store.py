@@ -52,17 +52,26 @@ def connect(path: str | Path) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         if str(path) != ":memory:":
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA mmap_size=268435456")
+        conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(SCHEMA)
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
+        found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise StoreError(
             f"{path}: not a usable firmware_db database ({exc})",
             tip="pass --db with a new path, or run `dunewatch firmware-db load --db PATH`",
         ) from exc
+    if found != str(SCHEMA_VERSION):
+        conn.close()
+        raise StoreError(
+            f"{path}: database schema {found}, this version needs {SCHEMA_VERSION}",
+            tip="remove the file (it is rebuilt from the reference data) and re-import feeds",
+        )
     return conn
 
 
@@ -181,11 +190,13 @@ def put_vulnerability(
     )
     conn.execute("DELETE FROM vuln_affected WHERE vuln_id = ?", (vuln_id,))
     conn.executemany(
-        """INSERT INTO vuln_affected (vuln_id, product, vendor, ecosystem, scheme, exact,
-               start_incl, start_excl, end_incl, end_excl, fixed) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+        """INSERT OR REPLACE INTO vuln_affected (vuln_id, n, product, vendor, ecosystem, scheme,
+               exact, start_incl, start_excl, end_incl, end_excl, fixed, keyed, exact_key, lo_key,
+               hi_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
         [
             (
                 vuln_id,
+                n,
                 (a["product"] or "").lower(),
                 (a.get("vendor") or None),
                 a.get("ecosystem"),
@@ -196,10 +207,33 @@ def put_vulnerability(
                 a.get("end_incl"),
                 a.get("end_excl"),
                 a.get("fixed"),
+                *_range_keys(a),
             )
-            for a in affected
+            for n, a in enumerate(affected)
         ],
     )
+
+
+def _range_keys(a: dict[str, str | None]) -> tuple[int, bytes | None, bytes | None, bytes | None]:
+    """(keyed, exact_key, lo_key, hi_key); keyed only when every bound has a plain key."""
+    if a.get("ecosystem") or (a.get("scheme") or "auto") not in ("auto", "generic", "openssl"):
+        return 0, None, None, None
+    if (a.get("start_incl") and a.get("start_excl")) or (a.get("end_incl") and a.get("end_excl")):
+        return 0, None, None, None
+    keys: list[bytes | None] = []
+    for bound in (
+        a.get("exact"),
+        a.get("start_incl") or a.get("start_excl"),
+        a.get("end_incl") or a.get("end_excl"),
+    ):
+        if bound is None:
+            keys.append(None)
+            continue
+        k = versions.plain_key(bound)
+        if k is None:
+            return 0, None, None, None
+        keys.append(k)
+    return 1, keys[0], keys[1], keys[2]
 
 
 def put_device_model(conn: sqlite3.Connection, row: dict[str, str | None], origin: str) -> None:
@@ -304,6 +338,7 @@ class KnowledgeBase:
         self._lock = threading.RLock()
         self._components: list[sqlite3.Row] | None = None
         self._org_cache: dict[str, Organization | None] = {}
+        self._cycles: dict[str, list[sqlite3.Row]] | None = None
 
     # --- lifecycle of the object
     @classmethod
@@ -331,8 +366,10 @@ class KnowledgeBase:
     def invalidate(self) -> None:
         """Forget cached lookups after a write."""
         self._components = None
+        self._cycles = None
         self._org_cache.clear()
         self._component_info.cache_clear()
+        self._match.cache_clear()
 
     # --- writes (library entry points behind the CLI)
     def load_reference(self, data_dir: Path | None = None) -> dict[str, int]:
@@ -461,9 +498,18 @@ class KnowledgeBase:
     def lifecycle_products(self) -> list[str]:
         return [r[0] for r in self._rows("SELECT DISTINCT product FROM lifecycles ORDER BY 1")]
 
+    def _lifecycle_rows(self) -> dict[str, list[sqlite3.Row]]:
+        """All release cycles by product (a few hundred rows), cached until the next write."""
+        if self._cycles is None:
+            cycles: dict[str, list[sqlite3.Row]] = {}
+            for r in self._rows("SELECT * FROM lifecycles"):
+                cycles.setdefault(r["product"], []).append(r)
+            self._cycles = cycles
+        return self._cycles
+
     def _product_key(self, product: str) -> str | None:
         p = product.strip().lower()
-        if self._rows("SELECT 1 FROM lifecycles WHERE product = ? LIMIT 1", (p,)):
+        if p in self._lifecycle_rows():
             return p
         info = self.component_info(p)
         return info.product if info and info.product else None
@@ -495,7 +541,7 @@ class KnowledgeBase:
             return unknown("no version given")
         v = versions.upstream(raw)
         best: sqlite3.Row | None = None
-        for r in self._rows("SELECT * FROM lifecycles WHERE product = ?", (key,)):
+        for r in self._lifecycle_rows().get(key, []):
             if _cycle_matches(v, r["cycle"]) and (
                 best is None or len(r["cycle"]) > len(best["cycle"])
             ):
@@ -578,21 +624,40 @@ class KnowledgeBase:
             version = version or cpe_version
         if not name or not version:
             return []
-        keys = {name.lower()}
+        return list(self._match(name.lower(), version, vendor, ecosystem))
+
+    @lru_cache(maxsize=65536)  # noqa: B019 - cleared by invalidate() after every write
+    def _match(
+        self, name: str, version: str, vendor: str | None, ecosystem: str | None
+    ) -> tuple[Vulnerability, ...]:
+        """Fleets repeat the same component versions: results are cached until a write."""
+        keys = {name}
         info = self.component_info(name)
         if info is not None and info.cpe_product:
             keys.add(info.cpe_product)
             vendor = vendor or info.cpe_vendor
         marks = ",".join("?" * len(keys))
-        rows = self._rows(
-            f"""SELECT a.*, v.aliases, v.severity, v.cvss, v.summary, v.epss, v.source,
+        up = versions.upstream(version)
+        vkey = versions.plain_key(up)
+        select = f"""SELECT a.*, v.aliases, v.severity, v.cvss, v.summary, v.epss, v.source,
                        v.kev_added, k.date_added AS kev_date
                 FROM vuln_affected a JOIN vulns v ON v.id = a.vuln_id
                 LEFT JOIN kev k ON k.cve_id = v.cve_id
-                WHERE a.product IN ({marks})""",
-            tuple(keys),
-        )
-        up = versions.upstream(version)
+                WHERE a.product IN ({marks})"""
+        if vkey is None:
+            rows = self._rows(select, tuple(keys))
+        else:
+            # Plain version: SQLite does the range test on keyed rows; the rest come back whole.
+            ranged = (
+                select
+                + """ AND (a.keyed = 0 OR (
+                      (a.exact_key IS NULL OR a.exact_key = :k)
+                      AND (a.lo_key IS NULL OR a.lo_key < :k
+                           OR (a.start_incl IS NOT NULL AND a.lo_key = :k))
+                      AND (a.hi_key IS NULL OR a.hi_key > :k
+                           OR (a.end_incl IS NOT NULL AND a.hi_key = :k))))"""
+            )
+            rows = self._rows(ranged.replace(":k", "?"), (*keys, *([vkey] * ranged.count(":k"))))
         found: dict[str, Vulnerability] = {}
         for r in rows:
             if r["vuln_id"] in found:
@@ -604,7 +669,7 @@ class KnowledgeBase:
                 continue
             # Distribution ranges (OSV Debian/Alpine) use packaged versions; CPE ranges upstream.
             v = version if eco else up
-            if not versions.in_range(
+            if not (vkey is not None and r["keyed"]) and not versions.in_range(
                 v,
                 exact=r["exact"],
                 start_incl=r["start_incl"],
@@ -627,7 +692,7 @@ class KnowledgeBase:
                 fixed_version=r["fixed"] or r["end_excl"],
                 source=r["source"],
             )
-        return sorted(found.values(), key=lambda x: (not x.kev, -(x.cvss or 0.0), x.id))
+        return tuple(sorted(found.values(), key=lambda x: (not x.kev, -(x.cvss or 0.0), x.id)))
 
     # --- parts, models, firmware, assets
     def _part(self, r: sqlite3.Row) -> Part:

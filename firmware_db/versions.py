@@ -28,7 +28,9 @@ _VENDOR_BUILD = re.compile(
     r"^\s*[vV]?(?P<num>\d+(?:\.\d+)*)(?P<rest>[^\s]*)\s*(?:build|Build|BUILD|b)\s*(?P<build>\d+)\s*$"
 )
 _LEADING_V = re.compile(r"^[vV](?=\d)")
-_PEP440_PRE = re.compile(r"(?i)(?:\d)(?:a|b|rc|alpha|beta|pre|dev|post)\d*(?:$|[.+])")
+# PEP 440 pre/post/dev markers carry a number (`rc1`, `.post1`, `b2`); OpenSSL letters never do.
+_PEP440_PRE = re.compile(r"(?i)\d[._-]?(?:a|b|c|rc|alpha|beta|pre|preview|dev|post)\d+")
+_PLAIN = re.compile(r"^[vV]?\d[0-9A-Za-z.]*$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+-[0-9A-Za-z.-]+(?:\+[0-9A-Za-z.-]+)?$")
 _APK = re.compile(r"^[0-9][0-9a-z._]*-r\d+$")
 
@@ -157,6 +159,39 @@ def _cmp_semver(a: str, b: str) -> int:
         return -1 if xa < xb else 1
     la, lb = len(pa.split(".")), len(pb.split("."))
     return (la > lb) - (la < lb)
+
+
+def plain_key(version: str) -> bytes | None:
+    """A byte string that sorts like `compare` does for "plain" versions, else None.
+
+    Plain means digits, letters and dots only, with no PEP 440 marker (`1.1.1w`, `5.10.240`,
+    `v5.5.0`): for those `compare(..., "auto")` is the dpkg order, and this key lets SQLite do
+    the range test. Each dpkg part becomes 2-byte character weights ending in 0x0002 ('~' is
+    0x0001) and a length-prefixed big-endian number; a final empty part stands for the end of
+    the string, which is how dpkg pads the shorter version.
+    """
+    v = version.strip()
+    if not _PLAIN.match(v) or _PEP440_PRE.search(v):
+        return None
+    s = _LEADING_V.sub("", v)
+    out = bytearray()
+    i, n = 0, len(s)
+    while i < n:
+        j = i
+        while j < n and not s[j].isdigit():
+            out += (_order(s[j]) + 2).to_bytes(2, "big")
+            j += 1
+        out += b"\x00\x02"
+        i = j
+        while j < n and s[j].isdigit():
+            j += 1
+        num = int(s[i:j]) if j > i else 0
+        nb = num.to_bytes((num.bit_length() + 7) // 8, "big")
+        out.append(len(nb))
+        out += nb
+        i = j
+    out += b"\x00\x02\x00"
+    return bytes(out)
 
 
 def detect_scheme(a: str, b: str) -> str:

@@ -99,3 +99,27 @@ def test_antisymmetric(a: str, b: str) -> None:
 def test_transitive(a: str, b: str, c: str) -> None:
     if compare(a, b, "generic") <= 0 and compare(b, c, "generic") <= 0:
         assert compare(a, c, "generic") <= 0
+
+
+_plain = st.lists(
+    st.one_of(st.integers(0, 400).map(str), st.sampled_from(["a", "b", "w", "z", "zg"])),
+    min_size=1,
+    max_size=4,
+).map(lambda parts: "1." + ".".join(parts))
+
+
+@given(_plain, _plain)
+def test_plain_key_orders_like_compare(a: str, b: str) -> None:
+    from firmware_db.versions import plain_key
+
+    ka, kb = plain_key(a), plain_key(b)
+    assert ka is not None and kb is not None
+    assert (ka > kb) - (ka < kb) == compare(a, b)
+
+
+def test_plain_key_refuses_other_shapes() -> None:
+    from firmware_db.versions import plain_key
+
+    for v in ("1:2.0-1", "2.0.0rc1", "1.0-r3", "V5.5.0 build 180104", "1.0~rc1", "", "abc"):
+        assert plain_key(v) is None, v
+    assert plain_key("v5.5.0") == plain_key("5.5.0")
