@@ -178,7 +178,13 @@ class AlertStore:
             path = Path(db)
             if path.parent and not path.parent.exists():
                 raise AlertsError(f"database directory {path.parent} does not exist")
-            self.db = sqlite_utils.Database(path)
+            # Autocommit mode: every write is either in transaction() or commits on its own,
+            # never left in an implicit transaction that a close() would throw away.
+            try:
+                conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise AlertsError(f"cannot open {path}: {exc}") from None
+            self.db = sqlite_utils.Database(conn)
             self._owned = True
         try:
             self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")

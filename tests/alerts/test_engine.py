@@ -232,3 +232,12 @@ def test_locked_database_is_one_clear_error_and_loses_nothing(db_path: Path) -> 
     assert s.get(a.id).status == "open"  # type: ignore[union-attr]
     assert s.ack(a.id, "alice", NOW + 2).status == "acknowledged"  # works once free
     s.close()
+
+
+def test_writes_outside_a_transaction_are_not_lost_on_close(db_path: Path) -> None:
+    s = AlertStore(db_path)
+    s.open_alert(Finding("device.offline", "cam-1", "high", "cam-1 is offline", {}), NOW, None)
+    s.close()
+    again = AlertStore(db_path)
+    assert [a.device_id for a in again.open_alerts()] == ["cam-1"]
+    again.close()
