@@ -252,11 +252,9 @@ class Stack:
             f"http://127.0.0.1:{port}/metrics"
         )
         self._mark("collector", "running", f"database {self.config.db_path}")
-        self._alerts = stack_parts.AlertLoop(self.config.db_path)
         try:
-            self._alerts.start()
+            self._alerts = stack_parts.start_alert_service(self.config.db_path)
         except stack_parts.PartMissing as exc:
-            self._alerts = None
             self._mark("alert evaluation", NOT_AVAILABLE, str(exc))
 
     # -- local agent -------------------------------------------------------------------------

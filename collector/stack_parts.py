@@ -7,6 +7,7 @@ Each adapter imports its library lazily and raises `PartMissing` when this build
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -14,9 +15,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,9 @@ def start_local_agent(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    time.sleep(0)  # the child reports its own connection problems in agent.log
+    # a bad config makes the agent exit at once; later problems go to agent.log
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(0.5)
     if proc.poll() is not None:
         tail = log_path.read_text(errors="replace")[-400:].strip()
         raise PartMissing(f"agent exited at once: {tail}")
@@ -356,7 +358,7 @@ def evaluate_alerts(db_path: Path) -> list[Any]:
     from collector.alerts.engine import evaluate
     from collector.alerts.store import AlertStore
 
-    result = evaluate(db_path)
+    result = evaluate(db_path, knowledge_base())
     for err in getattr(result, "snapshot_errors", ()):
         log.warning("alerts: %s", err)
     store = AlertStore(db_path)
@@ -366,36 +368,15 @@ def evaluate_alerts(db_path: Path) -> list[Any]:
         store.close()
 
 
-@dataclass
-class AlertLoop:
-    """Evaluates alerts every `every` seconds while the stack runs (errors logged, loop goes on)."""
+def start_alert_service(db_path: Path, every: float = 15.0) -> Any:
+    """The alerts library's periodic evaluation (its own thread; errors logged and counted)."""
+    if not _have("collector.alerts.service"):
+        raise PartMissing("alert evaluation service (collector/alerts/service.py) missing")
+    from collector.alerts.service import AlertService
 
-    db_path: Path
-    every: float = 15.0
-    passes: int = 0
-    failures: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if not _have("collector.alerts.engine"):
-            raise PartMissing("alerts engine (collector/alerts/engine.py) missing")
-        self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                evaluate_alerts(self.db_path)
-                self.passes += 1
-            except Exception as exc:  # a daemon: log, count and keep going
-                self.failures += 1
-                log.error("alert evaluation failed: %s", exc)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30.0)
+    svc = AlertService(db_path, every=every, kb=knowledge_base())
+    svc.start()
+    return svc
 
 
 # -- the report ----------------------------------------------------------------------------------
