@@ -108,7 +108,7 @@ class WebhookSink:
             },
         )
         with opener.open(req, timeout=self.timeout) as resp:
-            resp.read()
+            resp.read(65536)  # the answer is not used; do not let a receiver make us buffer much
 
     def send(self, notification: Notification) -> int:
         body = notification.to_json()
