@@ -186,3 +186,26 @@ def test_evaluate_without_sbom_builder_still_runs_liveness_rules(tmp_path: Path)
         bom_builder=lambda s, inv: DeviceBom(DeviceInfo(s.device_id), (), "agent"),
     )
     assert [(a.rule_id, a.device_id) for a in r.opened] == [("device.offline", "cam-1")]
+
+
+def test_evaluate_with_the_shipped_knowledge_and_the_sbom_builder(tmp_path: Path) -> None:
+    """No fakes: the stored inventory goes through the SBOM builder and firmware_db's sourced
+    lifecycles (Linux 4.14 ended 2024-01-10, OpenWrt 19.07 on 2022-04-30)."""
+    db = tmp_path / "dunewatch.db"
+    st = open_store(db)
+    st.ensure_device("gw-1")
+    body = {
+        "hash": "a" * 64,
+        "source": "agent",
+        "hostname": "gw-1",
+        "os": {"id": "openwrt", "version_id": "19.07.10", "source": "etc/openwrt_release"},
+        "kernel": {"release": "4.14.275", "arch": "mips"},
+        "packages": [{"name": "busybox", "version": "1.30.1-6", "manager": "opkg"}],
+    }
+    st.apply([E.make("gw-1", BOOT, 1, "inventory", body, ts=NOW - 10)], NOW - 10)
+    st.close()
+    r = evaluate(db, None, AlertsConfig(), NOW)
+    eol = {
+        a.evidence["component"]: a.evidence["eol"] for a in r.opened if a.rule_id == "eol.reached"
+    }
+    assert eol == {"linux": "2024-01-10", "openwrt": "2022-04-30"}
