@@ -257,6 +257,15 @@ def find_saturation(samples: Sequence[Sample], policy: DunePolicy) -> tuple[Satu
     last_ts = ordered[-1].ts if ordered else 0.0
     for metric in SATURATION_METRICS:
         threshold = policy.saturation_pct[metric]
+        above = 0
+        for s in ordered:
+            v = s.value(metric)
+            if v is not None and v >= threshold:
+                above += 1
+                if above >= 2:
+                    break
+        if above < 2:
+            continue  # no run possible: skip the run bookkeeping (most devices, most metrics)
         best: SaturationFinding | None = None
         run: list[tuple[float, float]] = []
 

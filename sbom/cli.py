@@ -137,7 +137,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     for e in failed:
-        print(f"  {e.device_id}: {e.error}", file=sys.stderr)
+        print(f"  {e.error}", file=sys.stderr)
     return 0
 
 

@@ -135,8 +135,8 @@ def load_entries(path: Path) -> list[Entry]:
     if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
         raise DiffError(f"{path}: not a CycloneDX BOM (no bomFormat 'CycloneDX')")
     entries = list(_walk_json(doc.get("components") or []))
-    meta = (doc.get("metadata") or {}).get("component") or {}
-    entries.extend(_walk_json(meta.get("components") or []))
+    meta_comp: dict[str, Any] = (doc.get("metadata") or {}).get("component") or {}
+    entries.extend(_walk_json(meta_comp.get("components") or []))
     return entries
 
 

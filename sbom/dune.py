@@ -18,6 +18,7 @@ top-1 share, and N50 = how many buckets (largest first) cover half the weight. "
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -161,8 +162,14 @@ def parse_date(text: str | None) -> dt.date | None:
     """ISO date (or datetime) to a date; None for missing or unparsable text."""
     if not text:
         return None
+    return _parse_date(text[:10])
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_date(text: str) -> dt.date | None:
+    # fleets repeat the same few thousand lifecycle dates: parse each once
     try:
-        return dt.date.fromisoformat(text[:10])
+        return dt.date.fromisoformat(text)
     except ValueError:
         return None
 
@@ -241,6 +248,73 @@ def component_exposure(
     )
 
 
+class ExposureCache:
+    """Memo of component exposures for one policy and date: fleets repeat the same components.
+
+    Looked up by identity first (builders share component objects), then by value. Exposure of
+    a firmware component also depends on the device's firmware release date, so that is part
+    of the key. Bounded: cleared when full, so memory stays flat on any fleet.
+    """
+
+    def __init__(self, policy: DunePolicy, today: dt.date, max_entries: int = 200_000) -> None:
+        self.policy = policy
+        self.today = today
+        self.max_entries = max_entries
+        self._by_id: dict[int, tuple[Component, str | None, ComponentExposure]] = {}
+        self._by_value: dict[tuple[Component, str | None], ComponentExposure] = {}
+        self._layers: dict[int, list[LayerExposure]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def layer(self, key: tuple[ComponentExposure, int, int], weight: float) -> LayerExposure:
+        """The shared LayerExposure for (driver, components, unknown): devices alike share it."""
+        found = self._layers.get(id(key[0]))
+        if found is not None:
+            for layer in found:
+                if (
+                    layer.driver is key[0]
+                    and layer.components == key[1]
+                    and layer.unknown == key[2]
+                    and layer.weight == weight
+                ):
+                    return layer
+        drv = key[0]
+        layer = LayerExposure(
+            drv.layer, weight, drv.exposure, self.policy.grade(drv.exposure), drv, key[1], key[2]
+        )
+        if len(self._layers) >= self.max_entries:
+            self._layers.clear()
+        self._layers.setdefault(id(drv), []).append(layer)
+        return layer
+
+    def get(self, comp: Component, device: DeviceInfo) -> ComponentExposure:
+        fw = device.firmware_release_date if comp.layer == LAYER_FIRMWARE else None
+        hit = self._by_id.get(id(comp))
+        if hit is not None and hit[0] is comp and hit[1] == fw:
+            self.hits += 1
+            return hit[2]
+        key = (comp, fw)
+        try:
+            found = self._by_value.get(key)
+        except TypeError:  # an unhashable field slipped into a component: just compute
+            return component_exposure(comp, device, self.policy, self.today)
+        if found is None:
+            self.misses += 1
+            found = component_exposure(comp, device, self.policy, self.today)
+            if len(self._by_value) >= self.max_entries:
+                self._by_value.clear()
+            self._by_value[key] = found
+        else:
+            self.hits += 1
+        if len(self._by_id) >= self.max_entries:
+            self._by_id.clear()
+        self._by_id[id(comp)] = (comp, fw, found)
+        return found
+
+
+_NO_LAYER: dict[tuple[str, float], LayerExposure] = {}
+
+
 def _driver_key(c: ComponentExposure) -> tuple[float, float, float, str, str]:
     # Highest exposure; ties go to the riskier jurisdiction, then the less substitutable part,
     # then by name so the same input always names the same driver.
@@ -248,32 +322,63 @@ def _driver_key(c: ComponentExposure) -> tuple[float, float, float, str, str]:
 
 
 def score_device(
-    bom: DeviceBom, policy: DunePolicy, today: dt.date, *, weight: float | None = None
+    bom: DeviceBom,
+    policy: DunePolicy,
+    today: dt.date,
+    *,
+    weight: float | None = None,
+    cache: ExposureCache | None = None,
 ) -> DeviceDune:
-    """DDI of one device with the driving component of every layer."""
-    by_layer: dict[str, list[ComponentExposure]] = defaultdict(list)
+    """DDI of one device with the driving component of every layer.
+
+    Pass one `ExposureCache` for a whole fleet to score each distinct component once.
+    """
+    weights = policy.layer_weights
+    dev = bom.device
+    best: dict[str, ComponentExposure] = {}
+    count: dict[str, int] = {}
+    unknown: dict[str, int] = {}
     for comp in bom.components:
-        if comp.layer not in policy.layer_weights:
+        name = comp.layer
+        if name not in weights:
             continue  # a layer this policy does not score (cannot happen with model.LAYERS)
-        by_layer[comp.layer].append(component_exposure(comp, bom.device, policy, today))
+        if cache is not None:
+            ce = cache.get(comp, dev)
+        else:
+            ce = component_exposure(comp, dev, policy, today)
+        count[name] = count.get(name, 0) + 1
+        if ce.category == CAT_UNKNOWN:
+            unknown[name] = unknown.get(name, 0) + 1
+        cur = best.get(name)
+        if (
+            cur is None
+            or ce.exposure > cur.exposure
+            or (ce.exposure == cur.exposure and _driver_key(ce) > _driver_key(cur))
+        ):
+            best[name] = ce
     layers: list[LayerExposure] = []
     total = 0.0
     worst: LayerExposure | None = None
-    unknown_total = 0
     for name in LAYERS:
-        scored = by_layer.get(name, [])
-        w = policy.layer_weights[name]
-        unknown = sum(1 for c in scored if c.category == CAT_UNKNOWN)
-        unknown_total += unknown
-        driver = max(scored, key=_driver_key) if scored else None
-        e = driver.exposure if driver is not None else 0.0
-        layer = LayerExposure(name, w, e, policy.grade(e), driver, len(scored), unknown)
+        driver = best.get(name)
+        w = weights[name]
+        if driver is None:
+            layer = _NO_LAYER.get((name, w)) or _NO_LAYER.setdefault(
+                (name, w), LayerExposure(name, w, 0.0, policy.grade(0.0), None, 0, 0)
+            )
+        else:
+            e = driver.exposure
+            key = (driver, count[name], unknown.get(name, 0))
+            if cache is not None:
+                layer = cache.layer(key, w)
+            else:
+                layer = LayerExposure(name, w, e, policy.grade(e), driver, key[1], key[2])
+            total += w * e
+            if worst is None or e > worst.exposure:
+                worst = layer
         layers.append(layer)
-        total += w * e
-        if driver is not None and (worst is None or e > worst.exposure):
-            worst = layer
+    unknown_total = sum(unknown.values())
     worst_e = worst.exposure if worst is not None else 0.0
-    dev = bom.device
     return DeviceDune(
         device_id=dev.device_id,
         ddi=100.0 * total,

@@ -207,10 +207,11 @@ class DunePolicy:
         return float(value)
 
     def grade(self, exposure: float) -> str:
-        for grade, bound in zip(GRADES, self.grade_bounds, strict=False):
-            if exposure <= bound + 1e-12:
-                return grade
-        return GRADES[-1]
+        bounds = self.grade_bounds
+        for i in range(4):
+            if exposure <= bounds[i] + 1e-12:
+                return GRADES[i]
+        return GRADES[4]
 
     def service_life(self, device_class: str | None) -> float:
         if device_class and device_class in self.service_life_years:

@@ -55,7 +55,6 @@ def to_component(f: Finding, classifier: Classifier) -> Component:
     props = list(f.extra)
     if f.source_package and f.source_package != f.name:
         props.append(("dunewatch:source_package", f.source_package))
-    props.append(("dunewatch:scanner", f.scanner))
     return Component(
         name=f.name,
         version=f.version,
