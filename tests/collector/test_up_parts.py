@@ -39,6 +39,8 @@ class _Client:
             client_id=f"t-{user}",
             protocol=MQTTProtocolVersion.MQTTv311,
         )
+        self.subacks: list[int] = []
+        self.c.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.append(mid)
         self.c.username_pw_set(user, password)
         self.c.on_connect = lambda c, u, f, rc, p: self.rc.append(rc)
         self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.payload))
