@@ -41,7 +41,9 @@ RETAIN: Final[Mapping[str, bool]] = {
 
 # Device ids double as MQTT usernames and topic levels: no '/', '+', '#', spaces or control chars.
 DEVICE_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_ROOT_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})*$")
+_ROOT_RE: Final = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})*$"
+)
 
 # Event types an agent may send; unknown types are accepted (forward compatible) but counted.
 EVENT_DROP: Final = "outbox_drop"
@@ -106,13 +108,17 @@ def check_device_id(device_id: str) -> str:
 
 def check_root(root: str) -> str:
     if not isinstance(root, str) or not _ROOT_RE.match(root):
-        raise EnvelopeError("bad_root", f"topic root {root!r} must be plain topic levels without wildcards")
+        raise EnvelopeError(
+            "bad_root", f"topic root {root!r} must be plain topic levels without wildcards"
+        )
     return root
 
 
 def topic(root: str, device_id: str, kind: str) -> str:
     if kind not in KINDS:
-        raise EnvelopeError("bad_kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+        raise EnvelopeError(
+            "bad_kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}"
+        )
     return f"{root}/v{SCHEMA_VERSION}/{device_id}/{kind}"
 
 
@@ -172,7 +178,9 @@ def parse(
 ) -> Envelope:
     """Decode and validate one message; the topic, when given, must name the same device and kind."""
     if len(payload) > max_bytes:
-        raise EnvelopeError("oversized", f"payload of {len(payload)} bytes exceeds limit {max_bytes}")
+        raise EnvelopeError(
+            "oversized", f"payload of {len(payload)} bytes exceeds limit {max_bytes}"
+        )
     topic_dev = topic_kind = None
     if topic_name is not None:
         topic_dev, topic_kind = split_topic(root, topic_name)
@@ -200,7 +208,9 @@ def from_dict(doc: object) -> Envelope:
     if type(v) is not int:
         raise EnvelopeError("bad_type", "field 'v' (schema version) must be an integer")
     if v != SCHEMA_VERSION:
-        raise EnvelopeError("bad_version", f"unknown schema version {v}; this side speaks {SCHEMA_VERSION}")
+        raise EnvelopeError(
+            "bad_version", f"unknown schema version {v}; this side speaks {SCHEMA_VERSION}"
+        )
     unknown = set(doc) - {"v", "device", "boot", "seq", "ts", "kind", "body"}
     if unknown:
         raise EnvelopeError("bad_field", f"unknown envelope field(s): {', '.join(sorted(unknown))}")
@@ -233,7 +243,9 @@ def validate(env: Envelope) -> None:
     if not (1 <= len(env.boot_id) <= 64) or not env.boot_id.isprintable():
         raise EnvelopeError("bad_field", "field 'boot' must be 1-64 printable characters")
     if env.kind not in KINDS:
-        raise EnvelopeError("bad_kind", f"unknown kind {env.kind!r}; expected one of {', '.join(KINDS)}")
+        raise EnvelopeError(
+            "bad_kind", f"unknown kind {env.kind!r}; expected one of {', '.join(KINDS)}"
+        )
     if env.kind in SEQUENCED_KINDS:
         if env.seq < 1:
             raise EnvelopeError("bad_field", f"{env.kind} messages need seq >= 1, got {env.seq}")

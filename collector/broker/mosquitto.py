@@ -113,7 +113,9 @@ class MosquittoBroker:
         if not wait_for_port(self.host, self.port, timeout):
             self.stop()
             tail = self.log_path.read_text(errors="replace")[-500:]
-            raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port}: {tail.strip()}")
+            raise BrokerError(
+                f"mosquitto did not listen on {self.host}:{self.port}: {tail.strip()}"
+            )
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -43,7 +43,13 @@ def test_round_trip() -> None:
         (good(extra=1), "bad_field"),
         (good(kind="state", seq=3, body={"state": "online"}), "bad_field"),
         (good(kind="state", seq=0, body={"state": "maybe"}), "bad_body"),
-        (good(kind="inventory", body={"packages": [{"name": "a", "version": 1, "manager": "dpkg"}]}), "bad_body"),
+        (
+            good(
+                kind="inventory",
+                body={"packages": [{"name": "a", "version": 1, "manager": "dpkg"}]},
+            ),
+            "bad_body",
+        ),
         (good(kind="event", body={"type": "outbox_drop", "count": -1}), "bad_body"),
     ],
 )

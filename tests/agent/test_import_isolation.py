@@ -6,8 +6,18 @@ import json
 import subprocess
 import sys
 
-SERVER_SIDE = ("collector", "sbom", "firmware_db", "sqlite_utils", "pysnmp", "cyclonedx", "jinja2",
-               "matplotlib", "amqtt", "packaging")
+SERVER_SIDE = (
+    "collector",
+    "sbom",
+    "firmware_db",
+    "sqlite_utils",
+    "pysnmp",
+    "cyclonedx",
+    "jinja2",
+    "matplotlib",
+    "amqtt",
+    "packaging",
+)
 
 
 def test_importing_agent_pulls_no_server_code() -> None:

@@ -27,7 +27,9 @@ def test_acl_lets_devices_write_only_their_own_topics() -> None:
 
 
 def _connect(port: int, user: str, pw: str) -> mqtt.ReasonCode:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{user}", protocol=MQTTProtocolVersion.MQTTv5)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"t-{user}", protocol=MQTTProtocolVersion.MQTTv5
+    )
     client.username_pw_set(user, pw)
     result: list[mqtt.ReasonCode] = []
     client.on_connect = lambda c, u, f, rc, p: result.append(rc)

@@ -30,7 +30,9 @@ def require_tool(name: str, package: str) -> str:
     return path
 
 
-def wait_until(cond: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
+def wait_until(
+    cond: Callable[[], object], timeout: float = 30.0, what: str = "condition"
+) -> object:
     """Poll a condition with a generous deadline: tests never sleep a fixed time."""
     deadline = time.monotonic() + timeout
     delay = 0.01
