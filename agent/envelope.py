@@ -101,7 +101,8 @@ def check_device_id(device_id: str) -> str:
     if not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
         raise EnvelopeError(
             "bad_device_id",
-            f"device id {device_id!r} must match {DEVICE_ID_RE.pattern} (used as topic level and username)",
+            f"device id {device_id!r} must match {DEVICE_ID_RE.pattern} "
+            "(it is a topic level and the MQTT username)",
         )
     return device_id
 
@@ -176,7 +177,7 @@ def parse(
     root: str = DEFAULT_ROOT,
     max_bytes: int = DEFAULT_MAX_PAYLOAD,
 ) -> Envelope:
-    """Decode and validate one message; the topic, when given, must name the same device and kind."""
+    """Decode and validate one message; a given topic must name the same device and kind."""
     if len(payload) > max_bytes:
         raise EnvelopeError(
             "oversized", f"payload of {len(payload)} bytes exceeds limit {max_bytes}"

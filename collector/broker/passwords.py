@@ -15,7 +15,8 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
     """A mosquitto 2.x `$7$` hash; verified against mosquitto_passwd's own output in the tests."""
     salt = salt if salt is not None else os.urandom(12)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS, 64)
-    return f"$7${PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    salt_b64, digest_b64 = base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
+    return f"$7${PBKDF2_ITERATIONS}${salt_b64}${digest_b64}"
 
 
 def verify_password(password: str, hashed: str) -> bool:
