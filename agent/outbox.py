@@ -131,6 +131,8 @@ class Outbox:
         self._db = db
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
+        # the queue is small and read in order: 256 KiB of page cache instead of 2 MiB of RSS
+        db.execute("PRAGMA cache_size=-256")
         # a torn or garbage file shows up here, not at the first insert
         ok = db.execute("PRAGMA quick_check").fetchone()
         if ok is None or ok[0] != "ok":
