@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--root", help="topic root (default dunewatch)")
     p.add_argument("--workers", type=int, help="ingest worker processes (default 1)")
     p.add_argument(
+        "--reader",
+        choices=("paho", "lean"),
+        help="MQTT client for ingest: paho (default) or lean (MQTT 3.1.1, faster)",
+    )
+    p.add_argument(
         "--metrics", help="HOST:PORT of the /metrics endpoint (default 127.0.0.1:9108; 'off')"
     )
     p.set_defaults(func=cmd_serve)
@@ -84,7 +89,6 @@ def build_config(args: argparse.Namespace) -> Any:
         ConfigError,
         config_from_dict,
         default_db_path,
-        load_config,
         read_password_file,
     )
 
@@ -100,7 +104,6 @@ def build_config(args: argparse.Namespace) -> Any:
             raise ConfigError(f"config {args.config}: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {args.config}: not valid TOML ({exc})") from None
-        load_config(args.config)  # validates the file on its own first, naming it in errors
     broker = doc.setdefault("broker", {})
     for flag, key in (
         ("broker", "url"),
@@ -128,6 +131,8 @@ def build_config(args: argparse.Namespace) -> Any:
         store["path"] = str(default_db_path().resolve())
     if args.workers is not None:
         doc.setdefault("ingest", {})["workers"] = args.workers
+    if args.reader is not None:
+        doc.setdefault("ingest", {})["reader"] = args.reader
     if args.metrics is not None:
         doc.setdefault("metrics", {})["listen"] = "" if args.metrics == "off" else args.metrics
     config = config_from_dict(doc, base=base, where=str(args.config or "flags"))

@@ -37,6 +37,7 @@ from collector.store.interface import Reject, Store, StoreError
 log = logging.getLogger("dunewatch.ingest")
 
 DEFAULT_SHARE_GROUP = "dunewatch"
+IDLE_FLUSH_SECONDS = 0.01  # no message for this long: the broker waits for our acks
 _Item = Envelope | Reject
 
 
@@ -65,6 +66,8 @@ class Consumer:
         self._cond = threading.Condition()
         self._pending: list[tuple[int, int, int, _Item, bytes]] = []
         self._gen = 0
+        self._last_arrival = 0.0
+        self._batch_started = time.monotonic()
         self._stopping = False
         self._stop_wait = threading.Event()
         self._client: mqtt.Client | None = None
@@ -75,6 +78,13 @@ class Consumer:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name=f"ingest-flush-{self.slot}", daemon=True
+        )
+        self._flusher.start()
+        self._start_network()
+
+    def _start_network(self) -> None:
         proto = MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -103,10 +113,6 @@ class Consumer:
             props.ReceiveMaximum = self.ingest.max_inflight
             kwargs["clean_start"] = False
         self._client = client
-        self._flusher = threading.Thread(
-            target=self._flush_loop, name=f"ingest-flush-{self.slot}", daemon=True
-        )
-        self._flusher.start()
         try:
             client.connect_async(
                 self.broker.host,
@@ -129,6 +135,9 @@ class Consumer:
         self._stop_wait.set()
         if self._flusher is not None:
             self._flusher.join(timeout=60)
+        self._stop_network()
+
+    def _stop_network(self) -> None:
         client = self._client
         if client is not None:
             client.disconnect()
@@ -143,10 +152,7 @@ class Consumer:
             self.last_error = f"broker refused connection: {reason}"
             log.error("mqtt ingest %s: %s", self.client_id, self.last_error)
             return
-        with self._cond:
-            self._gen += 1
-        self.counters.add(self.slot, "connects")
-        self.counters.set(self.slot, "connected", 1)
+        self._connected()
         if self._v5:
             # retainHandling=1: retained messages only when the subscription is new
             client.subscribe(self.topic, options=SubscribeOptions(qos=1, retainHandling=1))
@@ -159,6 +165,13 @@ class Consumer:
             self.topic,
         )
 
+    def _connected(self) -> None:
+        """A new connection: acks owed on the old one are void (the broker re-sends those)."""
+        with self._cond:
+            self._gen += 1
+        self.counters.add(self.slot, "connects")
+        self.counters.set(self.slot, "connected", 1)
+
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
@@ -167,23 +180,27 @@ class Consumer:
             log.warning("mqtt ingest %s: disconnected (%s); reconnecting", self.client_id, reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        now = time.time()
-        item: _Item
         try:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = repr(msg._topic)[:200]
         payload = msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload)
+        self.deliver(topic, payload, msg.mid, msg.qos)
+
+    def deliver(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        """Validate one message and queue it for the next batch (called by the reader)."""
+        now = time.time()
+        item: _Item
         try:
             item = parse(payload, topic, self.broker.root, self.ingest.max_payload)
         except EnvelopeError as exc:
-            item = self._reject(now, topic, exc.reason, exc.detail, len(msg.payload))
+            item = self._reject(now, topic, exc.reason, exc.detail, len(payload))
         except Exception as exc:  # the parser must never take the collector down
-            item = self._reject(
-                now, topic, "other", f"{type(exc).__name__}: {exc}", len(msg.payload)
-            )
+            detail = f"{type(exc).__name__}: {exc}"
+            item = self._reject(now, topic, "other", detail, len(payload))
         with self._cond:
-            self._pending.append((self._gen, msg.mid, msg.qos, item, payload))
+            self._pending.append((self._gen, mid, qos, item, payload))
+            self._last_arrival = time.monotonic()
             if len(self._pending) >= self.ingest.batch_rows:
                 self._cond.notify()
         self.counters.add(self.slot, "received")
@@ -201,21 +218,36 @@ class Consumer:
     # -- batching (flush thread) --------------------------------------------------------------
 
     def _flush_loop(self) -> None:
+        """Commit when the batch is full, when `batch_ms` passed, or when the stream pauses.
+
+        The pause rule matters for throughput: the broker stops sending once its in-flight
+        window of unacknowledged messages is full, and we acknowledge only after a commit, so
+        waiting for a full batch would stall whenever the window is smaller than the batch.
+        """
         period = self.ingest.batch_ms / 1000.0
+        idle = min(IDLE_FLUSH_SECONDS, period)
         while True:
             with self._cond:
                 self._cond.wait_for(
                     lambda: len(self._pending) >= self.ingest.batch_rows or self._stopping,
-                    timeout=period,
+                    timeout=idle,
                 )
-                batch, self._pending = self._pending, []
-                stopping = self._stopping
-            if batch:
-                self._flush(batch)
-            if stopping:
-                with self._cond:
+                now = time.monotonic()
+                due = (
+                    self._stopping
+                    or len(self._pending) >= self.ingest.batch_rows
+                    or now - self._batch_started >= period
+                    or now - self._last_arrival >= idle
+                )
+                if not self._pending or not due:
                     if not self._pending:
+                        self._batch_started = now
+                    if self._stopping:
                         return
+                    continue
+                batch, self._pending = self._pending, []
+                self._batch_started = now
+            self._flush(batch)
 
     def _flush(self, batch: list[tuple[int, int, int, _Item, bytes]]) -> None:
         envs: list[Envelope] = []
@@ -259,15 +291,36 @@ class Consumer:
         self._ack(batch)
 
     def _ack(self, batch: list[tuple[int, int, int, _Item, bytes]]) -> None:
-        client = self._client
-        if client is None:
-            return
         gen = self._gen
-        for g, mid, qos, _, _ in batch:
-            # a message from an earlier connection is re-sent by the broker; the store
-            # dedupes it, and acking its old packet id here could hit an unrelated message
-            if qos > 0 and g == gen:
-                client.ack(mid, qos)
+        # a message from an earlier connection is re-sent by the broker; the store dedupes
+        # it, and acking its old packet id here could hit an unrelated message
+        mids = [mid for g, mid, qos, _, _ in batch if qos > 0 and g == gen]
+        if mids:
+            self._send_acks(mids)
+
+    def _send_acks(self, mids: list[int]) -> None:
+        client = self._client
+        if client is not None:
+            for mid in mids:
+                client.ack(mid, 1)
+
+
+def make_consumer(
+    broker: BrokerSettings,
+    ingest: IngestSettings,
+    store: Store,
+    counters: Counters,
+    slot: int = 0,
+    client_id: str | None = None,
+    share_group: str | None = None,
+) -> Consumer:
+    """The consumer for `ingest.reader`: paho-mqtt, or the lean standard-library reader."""
+    if ingest.reader == "lean":
+        from collector.ingest.lean import LeanConsumer
+
+        lean: Consumer = LeanConsumer(broker, ingest, store, counters, slot, client_id, share_group)
+        return lean
+    return Consumer(broker, ingest, store, counters, slot, client_id, share_group)
 
 
 class MqttSource:
@@ -294,7 +347,7 @@ class MqttSource:
 
     def start(self, store: Store) -> None:
         if self.ingest.workers == 1:
-            self._consumer = Consumer(
+            self._consumer = make_consumer(
                 self.broker,
                 self.ingest,
                 store,
@@ -365,7 +418,7 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     store = opener.open()
-    consumer = Consumer(
+    consumer = make_consumer(
         broker,
         ingest,
         store,

@@ -6,6 +6,7 @@ import subprocess
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +15,35 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from agent import envelope as E
 from collector.config import BrokerSettings, IngestSettings
-from collector.ingest.mqtt import Consumer
+from collector.ingest.mqtt import Consumer, make_consumer
 from collector.metrics import Counters
 from collector.store.sqlite import SqliteStore
 from tests.support.services import require_tool, wait_until
 
 
-def health(device: str, boot: str, seq: int, ts: float, cpu: float = 1.0, interval: float = 10.0) -> E.Envelope:
+def health(
+    device: str, boot: str, seq: int, ts: float, cpu: float = 1.0, interval: float = 10.0
+) -> E.Envelope:
     return E.make(device, boot, seq, "health", {"interval": interval, "cpu": {"pct": cpu}}, ts=ts)
 
 
 class Publisher:
     """A device's own MQTT connection (paho), QoS 1 with every PUBACK awaited."""
 
-    def __init__(self, port: int, user: str, password: str, will: bytes | None = None,
-                 root: str = "dunewatch", keepalive: int = 30) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{user}",
-                                  protocol=MQTTProtocolVersion.MQTTv5)
+    def __init__(
+        self,
+        port: int,
+        user: str,
+        password: str,
+        will: bytes | None = None,
+        root: str = "dunewatch",
+        keepalive: int = 30,
+    ) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"pub-{user}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
         self.client.username_pw_set(user, password)
         if will is not None:
             self.client.will_set(f"{root}/v1/{user}/state", will, qos=1, retain=True)
@@ -64,27 +77,55 @@ def mosquitto_pub(port: int, user: str, password: str, topic: str, payload: byte
     """Publish with the mosquitto client tools: an independent MQTT implementation."""
     exe = require_tool("mosquitto_pub", "mosquitto-clients")
     subprocess.run(
-        [exe, "-h", "127.0.0.1", "-p", str(port), "-u", user, "-P", password, "-q", "1",
-         "-t", topic, "-s"],
-        input=payload, check=True, timeout=30,
+        [
+            exe,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-u",
+            user,
+            "-P",
+            password,
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-s",
+        ],
+        input=payload,
+        check=True,
+        timeout=30,
     )
 
 
 def broker_settings(port: int, **kw: Any) -> BrokerSettings:
-    base: dict[str, Any] = {"url": f"mqtt://127.0.0.1:{port}", "username": "collector",
-                            "password": "collector-pw", "client_id": "test-collector"}
+    base: dict[str, Any] = {
+        "url": f"mqtt://127.0.0.1:{port}",
+        "username": "collector",
+        "password": "collector-pw",
+        "client_id": "test-collector",
+    }
     base.update(kw)
     return BrokerSettings(**base)
 
 
 @contextmanager
-def running_consumer(port: int, db: Path, ingest: IngestSettings | None = None,
-                     busy_timeout: float = 10.0,
-                     **broker_kw: Any) -> Iterator[tuple[Consumer, SqliteStore]]:
+def running_consumer(
+    port: int,
+    db: Path,
+    ingest: IngestSettings | None = None,
+    busy_timeout: float = 10.0,
+    reader: str = "paho",
+    **broker_kw: Any,
+) -> Iterator[tuple[Consumer, SqliteStore]]:
+    """An in-process consumer with the given reader (the lean one speaks MQTT 3.1.1)."""
     store = SqliteStore(db, busy_timeout=busy_timeout)
     counters = Counters(1)
-    consumer = Consumer(broker_settings(port, **broker_kw), ingest or IngestSettings(batch_ms=50),
-                        store, counters)
+    settings = replace(ingest or IngestSettings(batch_ms=50), reader=reader)
+    if reader == "lean":
+        broker_kw["protocol"] = "3.1.1"
+    consumer = make_consumer(broker_settings(port, **broker_kw), settings, store, counters)
     consumer.start()
     try:
         wait_until(lambda: counters.total("connected") == 1, 15, "collector connected")

@@ -19,12 +19,17 @@ from tests.collector.helpers import Publisher, health, running_consumer, stored_
 from tests.support.services import wait_until
 
 json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
     st.text(max_size=20),
 )
 json_any = st.recursive(
     json_leaf,
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+    ),
     max_leaves=20,
 )
 envelope_like = st.fixed_dictionaries(
@@ -37,12 +42,20 @@ envelope_like = st.fixed_dictionaries(
         "ts": st.one_of(st.floats(), st.integers(), json_any),
         "kind": st.one_of(st.sampled_from(E.KINDS), json_any),
         "body": st.one_of(
-            st.fixed_dictionaries({"interval": st.one_of(st.just(10), json_any)},
-                                  optional={"cpu": json_any, "state": st.sampled_from(
-                                      ["online", "offline"]), "type": json_any,
-                                      "first_seq": json_any, "last_seq": json_any,
-                                      "count": json_any, "packages": json_any,
-                                      "hash": json_any, "hardware": json_any}),
+            st.fixed_dictionaries(
+                {"interval": st.one_of(st.just(10), json_any)},
+                optional={
+                    "cpu": json_any,
+                    "state": st.sampled_from(["online", "offline"]),
+                    "type": json_any,
+                    "first_seq": json_any,
+                    "last_seq": json_any,
+                    "count": json_any,
+                    "packages": json_any,
+                    "hash": json_any,
+                    "hardware": json_any,
+                },
+            ),
             json_any,
         ),
         "extra": json_any,
@@ -62,8 +75,11 @@ def fuzz_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batch=st.lists(st.tuples(st.sampled_from(["d1", "d2"]),
-                                st.sampled_from(E.KINDS), payloads), max_size=8))
+@given(
+    batch=st.lists(
+        st.tuples(st.sampled_from(["d1", "d2"]), st.sampled_from(E.KINDS), payloads), max_size=8
+    )
+)
 def test_fuzzed_payloads_are_rejected_or_stored_never_crash(
     fuzz_store: SqliteStore, batch: list[tuple[str, str, bytes]]
 ) -> None:
@@ -73,8 +89,17 @@ def test_fuzzed_payloads_are_rejected_or_stored_never_crash(
             good.append(E.parse(payload, f"dunewatch/v1/{dev}/{kind}"))
         except E.EnvelopeError as exc:
             assert exc.reason in {
-                "oversized", "not_json", "bad_topic", "bad_type", "missing_field", "bad_field",
-                "bad_version", "bad_kind", "bad_device_id", "device_mismatch", "kind_mismatch",
+                "oversized",
+                "not_json",
+                "bad_topic",
+                "bad_type",
+                "missing_field",
+                "bad_field",
+                "bad_version",
+                "bad_kind",
+                "bad_device_id",
+                "device_mismatch",
+                "kind_mismatch",
                 "bad_body",
             }
     before = fuzz_store.ingest_stats()
@@ -101,8 +126,9 @@ def test_locked_database_then_ingest_resumes(mosquitto: Any, tmp_path: Path) -> 
             pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
             for seq in (1, 2, 3):
                 pub.send_env(health("dev-1", boot, seq, time.time()))
-            wait_until(lambda: consumer.counters.total("store_errors") >= 1, 60,
-                       "a failed batch commit")
+            wait_until(
+                lambda: consumer.counters.total("store_errors") >= 1, 60, "a failed batch commit"
+            )
             assert "locked" in consumer.last_error
         finally:
             blocker.execute("ROLLBACK")

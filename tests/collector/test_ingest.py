@@ -23,23 +23,39 @@ from tests.support.services import wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_valid_reports_are_stored_from_paho_and_mosquitto_pub(mosquitto: Any, tmp_path: Path) -> None:
+@pytest.fixture(params=["paho", "lean"])
+def reader(request: pytest.FixtureRequest) -> str:
+    """Both MQTT readers must behave the same: paho-mqtt and the lean 3.1.1 reader."""
+    return str(request.param)
+
+
+def test_valid_reports_are_stored_from_paho_and_mosquitto_pub(
+    mosquitto: Any, tmp_path: Path, reader: str
+) -> None:
     db = tmp_path / "c.db"
     boot = E.new_boot_id()
     now = time.time()
-    with running_consumer(mosquitto.port, db) as (consumer, store):
+    with running_consumer(mosquitto.port, db, reader=reader) as (consumer, store):
         pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
         pub.send_env(E.state("dev-1", boot, True, "birth", interval=10, agent_version="0.1.0"))
         for seq in range(1, 6):
             pub.send_env(health("dev-1", boot, seq, now + seq, cpu=float(seq)))
-        inv = E.make("dev-1", boot, 6, "inventory",
-                     {"hardware": {"vendor": "Teltonika", "model": "RUTX11"}, "packages": []}, ts=now)
+        inv = E.make(
+            "dev-1",
+            boot,
+            6,
+            "inventory",
+            {"hardware": {"vendor": "Teltonika", "model": "RUTX11"}, "packages": []},
+            ts=now,
+        )
         pub.send_env(inv)
         env7 = health("dev-1", boot, 7, now + 7)
-        mosquitto_pub(mosquitto.port, "dev-1", "dev-1-pw", "dunewatch/v1/dev-1/health", env7.encode())
+        mosquitto_pub(
+            mosquitto.port, "dev-1", "dev-1-pw", "dunewatch/v1/dev-1/health", env7.encode()
+        )
         wait_until(lambda: stored_seqs(db, "dev-1") == {1, 2, 3, 4, 5, 7}, 20, "7 reports stored")
         pub.close()
-    with running_consumer(mosquitto.port, db) as (_, store):
+    with running_consumer(mosquitto.port, db, reader=reader) as (_, store):
         d = store.device("dev-1")
         assert d is not None
         assert d.summary.status == "online"
@@ -53,27 +69,52 @@ def test_valid_reports_are_stored_from_paho_and_mosquitto_pub(mosquitto: Any, tm
 BAD: list[tuple[str, str, bytes]] = [
     ("not_json", "dunewatch/v1/dev-1/health", b"\xff\xfe not json"),
     ("bad_topic", "dunewatch/v1/dev-1/bogus", b"{}"),
-    ("bad_version", "dunewatch/v1/dev-1/health",
-     b'{"v":2,"device":"dev-1","boot":"b","seq":1,"ts":1,"kind":"health","body":{"interval":10}}'),
-    ("bad_type", "dunewatch/v1/dev-1/health",
-     b'{"v":1,"device":"dev-1","boot":"b","seq":"1","ts":1,"kind":"health","body":{"interval":10}}'),
-    ("missing_field", "dunewatch/v1/dev-1/health",
-     b'{"v":1,"device":"dev-1","boot":"b","ts":1,"kind":"health","body":{"interval":10}}'),
-    ("device_mismatch", "dunewatch/v1/dev-1/health",
-     b'{"v":1,"device":"dev-2","boot":"b","seq":1,"ts":1,"kind":"health","body":{"interval":10}}'),
-    ("kind_mismatch", "dunewatch/v1/dev-1/event",
-     b'{"v":1,"device":"dev-1","boot":"b","seq":1,"ts":1,"kind":"health","body":{"interval":10}}'),
-    ("bad_body", "dunewatch/v1/dev-1/health",
-     b'{"v":1,"device":"dev-1","boot":"b","seq":1,"ts":1,"kind":"health","body":{}}'),
-    ("bad_field", "dunewatch/v1/dev-1/health",
-     b'{"v":1,"device":"dev-1","boot":"b","seq":0,"ts":1,"kind":"health","body":{"interval":10}}'),
+    (
+        "bad_version",
+        "dunewatch/v1/dev-1/health",
+        b'{"v":2,"device":"dev-1","boot":"b","seq":1,"ts":1,"kind":"health","body":{"interval":10}}',
+    ),
+    (
+        "bad_type",
+        "dunewatch/v1/dev-1/health",
+        b'{"v":1,"device":"dev-1","boot":"b","seq":"1","ts":1,"kind":"health","body":{"interval":10}}',
+    ),
+    (
+        "missing_field",
+        "dunewatch/v1/dev-1/health",
+        b'{"v":1,"device":"dev-1","boot":"b","ts":1,"kind":"health","body":{"interval":10}}',
+    ),
+    (
+        "device_mismatch",
+        "dunewatch/v1/dev-1/health",
+        b'{"v":1,"device":"dev-2","boot":"b","seq":1,"ts":1,"kind":"health","body":{"interval":10}}',
+    ),
+    (
+        "kind_mismatch",
+        "dunewatch/v1/dev-1/event",
+        b'{"v":1,"device":"dev-1","boot":"b","seq":1,"ts":1,"kind":"health","body":{"interval":10}}',
+    ),
+    (
+        "bad_body",
+        "dunewatch/v1/dev-1/health",
+        b'{"v":1,"device":"dev-1","boot":"b","seq":1,"ts":1,"kind":"health","body":{}}',
+    ),
+    (
+        "bad_field",
+        "dunewatch/v1/dev-1/health",
+        b'{"v":1,"device":"dev-1","boot":"b","seq":0,"ts":1,"kind":"health","body":{"interval":10}}',
+    ),
     ("oversized", "dunewatch/v1/dev-1/health", b"{" + b" " * 5000 + b"}"),
 ]
 
 
-def test_each_bad_payload_is_rejected_with_its_reason(mosquitto: Any, tmp_path: Path) -> None:
+def test_each_bad_payload_is_rejected_with_its_reason(
+    mosquitto: Any, tmp_path: Path, reader: str
+) -> None:
     db = tmp_path / "c.db"
-    with running_consumer(mosquitto.port, db, IngestSettings(batch_ms=50, max_payload=4096)) as (
+    with running_consumer(
+        mosquitto.port, db, IngestSettings(batch_ms=50, max_payload=4096), reader=reader
+    ) as (
         consumer,
         store,
     ):
@@ -95,11 +136,11 @@ def test_each_bad_payload_is_rejected_with_its_reason(mosquitto: Any, tmp_path: 
         assert consumer.counters.total("rejected") == len(BAD)
 
 
-def test_duplicates_ignored_and_gaps_counted(mosquitto: Any, tmp_path: Path) -> None:
+def test_duplicates_ignored_and_gaps_counted(mosquitto: Any, tmp_path: Path, reader: str) -> None:
     db = tmp_path / "c.db"
     boot = E.new_boot_id()
     now = time.time()
-    with running_consumer(mosquitto.port, db) as (_, store):
+    with running_consumer(mosquitto.port, db, reader=reader) as (_, store):
         pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
         for seq in (1, 2, 2, 3, 3, 3, 6, 7):  # 4 and 5 never sent
             pub.send_env(health("dev-1", boot, seq, now + seq))
@@ -108,8 +149,14 @@ def test_duplicates_ignored_and_gaps_counted(mosquitto: Any, tmp_path: Path) -> 
         assert stored_seqs(db, "dev-1") == {1, 2, 3, 6, 7}
         assert store.ingest_stats("dev-1").gap == 2
         # the agent then reports it dropped 4..5 from a full outbox: accounted loss, not a gap
-        drop = E.make("dev-1", boot, 8, "event",
-                      {"type": "outbox_drop", "count": 2, "first_seq": 4, "last_seq": 5}, ts=now)
+        drop = E.make(
+            "dev-1",
+            boot,
+            8,
+            "event",
+            {"type": "outbox_drop", "count": 2, "first_seq": 4, "last_seq": 5},
+            ts=now,
+        )
         pub.send_env(drop)
         wait_until(lambda: store.ingest_stats("dev-1").dropped == 2, 20, "drop accounted")
         st = store.ingest_stats("dev-1")
@@ -121,12 +168,14 @@ def test_duplicates_ignored_and_gaps_counted(mosquitto: Any, tmp_path: Path) -> 
         pub.close()
 
 
-def test_broker_restart_then_ingest_resumes(mosquitto_factory: Any, tmp_path: Path) -> None:
+def test_broker_restart_then_ingest_resumes(
+    mosquitto_factory: Any, tmp_path: Path, reader: str
+) -> None:
     broker = mosquitto_factory({"dev-1": "dev-1-pw"})
     db = tmp_path / "c.db"
     boot = E.new_boot_id()
     now = time.time()
-    with running_consumer(broker.port, db) as (consumer, store):
+    with running_consumer(broker.port, db, reader=reader) as (consumer, store):
         pub = Publisher(broker.port, "dev-1", "dev-1-pw")
         pub.send_env(health("dev-1", boot, 1, now))
         wait_until(lambda: stored_seqs(db, "dev-1") == {1}, 20, "first report")
@@ -142,18 +191,20 @@ def test_broker_restart_then_ingest_resumes(mosquitto_factory: Any, tmp_path: Pa
         assert consumer.counters.total("connects") >= 2
 
 
-def test_messages_queued_while_collector_away_are_delivered(mosquitto: Any, tmp_path: Path) -> None:
+def test_messages_queued_while_collector_away_are_delivered(
+    mosquitto: Any, tmp_path: Path, reader: str
+) -> None:
     """Persistent session: what devices publish while the collector is stopped is not lost."""
     db = tmp_path / "c.db"
     boot = E.new_boot_id()
     now = time.time()
-    with running_consumer(mosquitto.port, db):
+    with running_consumer(mosquitto.port, db, reader=reader):
         pass  # creates the session and subscription, then disconnects cleanly
     pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
     for seq in range(1, 51):
         pub.send_env(health("dev-1", boot, seq, now + seq))
     pub.close()
-    with running_consumer(mosquitto.port, db):
+    with running_consumer(mosquitto.port, db, reader=reader):
         wait_until(lambda: stored_seqs(db, "dev-1") == set(range(1, 51)), 30, "backlog")
     assert count(db, "SELECT count(*) FROM health") == 50
 

@@ -1,4 +1,4 @@
-"""`dunewatch collector serve` as a real process: SIGKILL mid-stream loses nothing, SIGTERM flushes."""
+"""`dunewatch collector serve` as a process: SIGKILL mid-stream loses nothing, SIGTERM flushes."""
 
 from __future__ import annotations
 
@@ -28,10 +28,25 @@ def _serve(
     conf = db.with_suffix(".toml")
     conf.write_text("[liveness]\nsweep_seconds = 0.2\n" + config)
     cmd = [
-        sys.executable, "-m", "collector.cli", "collector", "serve",
-        "--broker", f"mqtt://127.0.0.1:{port}", "--db", str(db), "--username", "collector",
-        "--password-file", str(pwfile), "--metrics", f"127.0.0.1:{metrics}",
-        "--client-id", "serve-test", "--config", str(conf),
+        sys.executable,
+        "-m",
+        "collector.cli",
+        "collector",
+        "serve",
+        "--broker",
+        f"mqtt://127.0.0.1:{port}",
+        "--db",
+        str(db),
+        "--username",
+        "collector",
+        "--password-file",
+        str(pwfile),
+        "--metrics",
+        f"127.0.0.1:{metrics}",
+        "--client-id",
+        "serve-test",
+        "--config",
+        str(conf),
     ]
     with log.open("ab") as fh:
         return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -59,8 +74,9 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(mosquitto: Any, tmp_path:
 
         def stream() -> None:
             infos = [
-                pub.client.publish("dunewatch/v1/dev-1/health",
-                                   health("dev-1", boot, s, now + s).encode(), qos=1)
+                pub.client.publish(
+                    "dunewatch/v1/dev-1/health", health("dev-1", boot, s, now + s).encode(), qos=1
+                )
                 for s in range(1, total + 1)
             ]
             for info in infos:
@@ -69,8 +85,11 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(mosquitto: Any, tmp_path:
 
         sender = threading.Thread(target=stream)
         sender.start()
-        wait_until(lambda: db.exists() and count(db, "SELECT count(*) FROM health") >= 200,
-                   60, "part of the stream stored")
+        wait_until(
+            lambda: db.exists() and count(db, "SELECT count(*) FROM health") >= 200,
+            60,
+            "part of the stream stored",
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         stored_at_kill = count(db, "SELECT count(*) FROM health")
@@ -78,8 +97,11 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(mosquitto: Any, tmp_path:
         pub.close()
         assert stored_at_kill < total, "the kill should land mid-stream"
         proc = _serve(mosquitto.port, db, pw, mport, log)
-        wait_until(lambda: stored_seqs(db, "dev-1") == set(range(1, total + 1)), 60,
-                   "every published seq stored after restart")
+        wait_until(
+            lambda: stored_seqs(db, "dev-1") == set(range(1, total + 1)),
+            60,
+            "every published seq stored after restart",
+        )
         assert count(db, "SELECT count(*) FROM health") == total  # each exactly once
         wait_until(lambda: "dunewatch_broker_connected 1" in _metrics(mport), 30, "metrics")
         text = _metrics(mport)
@@ -123,7 +145,9 @@ def test_sigterm_commits_the_current_batch(mosquitto: Any, tmp_path: Path) -> No
 def test_serve_flag_errors_are_one_line(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "collector.cli", "collector", "serve", "--broker", "http://x"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert res.returncode == 2
     assert res.stderr.startswith("dunewatch: error: broker url 'http://x' must look like")
@@ -131,6 +155,8 @@ def test_serve_flag_errors_are_one_line(tmp_path: Path) -> None:
     bad.write_text("[ingest]\nworkers = 0\n")
     res = subprocess.run(
         [sys.executable, "-m", "collector.cli", "collector", "serve", "--config", str(bad)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert res.returncode == 2 and "workers 0 must be 1..64" in res.stderr

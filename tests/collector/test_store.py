@@ -16,7 +16,12 @@ NOW = 1_795_400_000.0
 
 
 def h(seq: int, ts: float, cpu: float = 1.0, boot: str = "b1", dev: str = "d1") -> E.Envelope:
-    body = {"interval": 10, "cpu": {"pct": cpu}, "disk": {"/": {"pct": cpu * 2}}, "temp": {"soc": 40}}
+    body = {
+        "interval": 10,
+        "cpu": {"pct": cpu},
+        "disk": {"/": {"pct": cpu * 2}},
+        "temp": {"soc": 40},
+    }
     return E.make(dev, boot, seq, "health", body, ts=ts)
 
 
@@ -67,8 +72,9 @@ def test_stream_ranges_stay_bounded() -> None:
 
 
 def test_state_messages_and_retained_redelivery(store: SqliteStore) -> None:
-    birth = E.make("d1", "b1", 0, "state", {"state": "online", "reason": "birth", "interval": 5},
-                   ts=NOW)
+    birth = E.make(
+        "d1", "b1", 0, "state", {"state": "online", "reason": "birth", "interval": 5}, ts=NOW
+    )
     r = store.apply([birth], NOW)
     assert r.transitions[0].new == "online" and r.unenrolled == ("d1",)
     r = store.apply([birth], NOW + 1)  # retained copy after a reconnect
@@ -117,8 +123,12 @@ def test_polls_drive_liveness_of_agentless_devices(store: SqliteStore) -> None:
         store.record_poll("cam-1", NOW + 60 * i, "timeout", detail="no response")
     store.record_poll("cam-1", NOW + 300, "ok")
     steps = [(t.new, t.reason) for t in store.transitions("cam-1")]
-    assert steps == [("online", "poll_ok"), ("stale", "poll_failed"), ("offline", "poll_failed"),
-                     ("online", "poll_ok")]
+    assert steps == [
+        ("online", "poll_ok"),
+        ("stale", "poll_failed"),
+        ("offline", "poll_failed"),
+        ("online", "poll_ok"),
+    ]
     d = store.device("cam-1")
     assert d is not None and d.summary.source == "snmp" and d.summary.vendor == "Hikvision"
     assert store.current_inventory("cam-1") == inv
