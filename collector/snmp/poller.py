@@ -108,6 +108,70 @@ class _PollFailed(Exception):
         self.detail = detail
 
 
+class _Clock:
+    """Counts one poll's requests and the time it only waited for a free slot at its endpoint.
+
+    The per-poll deadline is about the device being slow, so time spent queued behind other
+    polls of the same endpoint (many simulated devices on one port) does not count.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._inflight = 0
+        self._waiting = 0
+        self._queued = 0.0
+        self._idle_since: float | None = None
+
+    def _update(self) -> None:
+        now = time.monotonic()
+        queued = self._waiting > 0 and self._inflight == 0
+        if queued and self._idle_since is None:
+            self._idle_since = now
+        elif not queued and self._idle_since is not None:
+            self._queued += now - self._idle_since
+            self._idle_since = None
+
+    def wait_start(self) -> None:
+        self._waiting += 1
+        self._update()
+
+    def wait_end(self) -> None:
+        self._waiting -= 1
+        self._inflight += 1
+        self.requests += 1
+        self._update()
+
+    def wait_cancelled(self) -> None:
+        self._waiting -= 1
+        self._update()
+
+    def request_end(self) -> None:
+        self._inflight -= 1
+        self._update()
+
+    def queued(self) -> float:
+        extra = time.monotonic() - self._idle_since if self._idle_since is not None else 0.0
+        return self._queued + extra
+
+
+async def _with_deadline(coro: Any, deadline: float, clock: _Clock) -> Any:
+    """Await `coro` for at most `deadline` seconds of non-queued time; TimeoutError after."""
+    task = asyncio.ensure_future(coro)
+    start = time.monotonic()
+    try:
+        while True:
+            remaining = deadline - (time.monotonic() - start - clock.queued())
+            if remaining <= 0:
+                raise TimeoutError
+            done, _ = await asyncio.wait({task}, timeout=remaining)
+            if done:
+                return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
 @dataclass(frozen=True)
 class RawPoll:
     """What one poll of one device returned, before it is turned into health/inventory bodies."""
@@ -133,13 +197,21 @@ class RawPoll:
 @dataclass(frozen=True)
 class PollerConfig:
     max_varbinds: int = 240  # per GETBULK response (columns x max-repetitions)
+    # First round: few rows per column, since most camera tables are short; columns still
+    # open afterwards are continued with the full budget. Agents pay per varbind returned.
+    first_repetitions: int = 4
     max_columns_per_request: int = 32  # more columns are split over parallel requests
     per_target_in_flight: int = 2
     max_concurrent_targets: int = 256
     deadline: float | None = None  # per poll; None = 3 x timeout x (retries + 1) + 1 s
 
     def __post_init__(self) -> None:
-        for name in ("max_varbinds", "max_columns_per_request", "per_target_in_flight"):
+        for name in (
+            "max_varbinds",
+            "first_repetitions",
+            "max_columns_per_request",
+            "per_target_in_flight",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.max_concurrent_targets < 1:
@@ -247,11 +319,11 @@ class Poller:
         async with self._global:
             start = time.monotonic()
             ts = time.time()
-            counter = [0]
+            counter = _Clock()
             deadline = self.config.deadline_for(target)
             try:
-                scalars, tables, extra = await asyncio.wait_for(
-                    self._collect(target, groups, tuple(extra_oids), counter), deadline
+                scalars, tables, extra = await _with_deadline(
+                    self._collect(target, groups, tuple(extra_oids), counter), deadline, counter
                 )
             except TimeoutError:
                 return self._failed(
@@ -281,7 +353,7 @@ class Poller:
                 ts=ts,
                 outcome=OUTCOME_OK,
                 duration=time.monotonic() - start,
-                requests=counter[0],
+                requests=counter.requests,
                 groups=groups,
                 scalars=scalars,
                 tables=tables,
@@ -291,17 +363,18 @@ class Poller:
     async def get(self, target: Target, oids: Sequence[str]) -> dict[str, Any]:
         """GET a few OIDs (e.g. a vendor's model and firmware OIDs); absent ones are None."""
         await self.open()
-        counter = [0]
-        return await asyncio.wait_for(
-            self._get(target, tuple(oids), counter), self.config.deadline_for(target)
+        counter = _Clock()
+        result: dict[str, Any] = await _with_deadline(
+            self._get(target, tuple(oids), counter), self.config.deadline_for(target), counter
         )
+        return result
 
     def _failed(
         self,
         target: Target,
         ts: float,
         start: float,
-        counter: list[int],
+        counter: _Clock,
         groups: tuple[str, ...],
         outcome: str,
         detail: str,
@@ -314,7 +387,7 @@ class Poller:
             outcome=outcome,
             detail=detail,
             duration=time.monotonic() - start,
-            requests=counter[0],
+            requests=counter.requests,
             groups=groups,
         )
 
@@ -349,10 +422,13 @@ class Poller:
         return engine
 
     def _semaphore(self, target: Target) -> asyncio.Semaphore:
-        sem = self._per_target.get(target.device_id)
+        """Requests in flight are capped per agent endpoint (host, port): simulators and
+        proxies serve many devices on one port, and one small agent drops UDP bursts."""
+        key = f"{target.host}|{target.port}"
+        sem = self._per_target.get(key)
         if sem is None:
             sem = asyncio.Semaphore(self.config.per_target_in_flight)
-            self._per_target[target.device_id] = sem
+            self._per_target[key] = sem
         return sem
 
     async def _request(
@@ -360,7 +436,7 @@ class Poller:
         target: Target,
         kind: str,
         oids: Sequence[tuple[int, ...]],
-        counter: list[int],
+        counter: _Clock,
         non_repeaters: int = 0,
         max_repetitions: int = 0,
     ) -> list[tuple[tuple[int, ...], Any]]:
@@ -368,8 +444,15 @@ class Poller:
         engine = self._engine_for(target)
         transport = await self._transport(target)
         auth = _auth_data(target)
-        async with self._semaphore(target):
-            counter[0] += 1
+        sem = self._semaphore(target)
+        counter.wait_start()
+        try:
+            await sem.acquire()
+        except BaseException:
+            counter.wait_cancelled()
+            raise
+        counter.wait_end()
+        try:
             addr_name, _params = LCD.configure(engine, auth, transport, target.context)
             loop = asyncio.get_running_loop()
             future: asyncio.Future[tuple[Any, Any, Any, Any]] = loop.create_future()
@@ -401,6 +484,9 @@ class Poller:
                     engine, addr_name, None, ctx_name, vbs, done
                 )
             err_ind, err_stat, err_idx, var_binds = await future
+        finally:
+            sem.release()
+            counter.request_end()
         if err_ind:
             if isinstance(err_ind, errind.RequestTimedOut):
                 why = (
@@ -424,9 +510,7 @@ class Poller:
             raise _PollFailed(OUTCOME_ERROR, f"agent returned error status {status}{where}")
         return [(tuple(name), val) for name, val in var_binds]
 
-    async def _get(
-        self, target: Target, oids: tuple[str, ...], counter: list[int]
-    ) -> dict[str, Any]:
+    async def _get(self, target: Target, oids: tuple[str, ...], counter: _Clock) -> dict[str, Any]:
         if not oids:
             return {}
         tuples = [tuple(int(p) for p in o.split(".")) for o in oids]
@@ -438,7 +522,7 @@ class Poller:
         target: Target,
         groups: tuple[str, ...],
         extra_oids: tuple[str, ...],
-        counter: list[int],
+        counter: _Clock,
     ) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, Any]]], dict[str, Any]]:
         scalars = self.oidmap.scalars_for(groups)
         columns = self.oidmap.columns_for(groups)
@@ -459,7 +543,7 @@ class Poller:
         target: Target,
         scalars: tuple[Scalar, ...],
         columns: tuple[Column, ...],
-        counter: list[int],
+        counter: _Clock,
         values: dict[str, Any],
         tables: dict[str, dict[str, dict[str, Any]]],
     ) -> None:
@@ -476,6 +560,8 @@ class Poller:
             if not oids:
                 return
             reps = max(1, self.config.max_varbinds // max(1, len(active)))
+            if first:
+                reps = min(reps, self.config.first_repetitions)
             if v1:
                 vbs = await self._request(target, "next", oids, counter)
             else:

@@ -1,0 +1,268 @@
+"""Benchmark: poll 1,000 simulated SNMP agents for inventory and health; net-snmp as the peer.
+
+Both sides collect the same data from the same simulated devices in one run:
+- dunewatch: one PollService/Poller (pysnmp asyncio, one engine), every device concurrently,
+  identity + health + inventory (system group, ENTITY-MIB, HOST-RESOURCES, IF-MIB, UCD).
+- net-snmp: per device one `snmpget` (system scalars + UCD memory) and one `snmpbulkwalk` per
+  table, run in parallel as subprocesses (like `xargs -P`), numeric OIDs, MIBS= (no MIB files).
+
+The agents are snmpsim processes on loopback, each serving an equal share of the devices as
+communities (SNMPv3: context names). All devices are simulated (packaged camera/NVR/gateway
+data with per-device names and serials).
+
+    python3 bench/snmp.py                   # 1,000 devices, v2c
+    python3 bench/snmp.py --v3              # same, SNMPv3 authPriv SHA/AES
+    python3 bench/snmp.py --devices 200 --peer-parallel 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from collector.snmp.oidmap import load_oidmap  # noqa: E402
+from collector.snmp.poller import Poller  # noqa: E402
+from collector.snmp.service import PollService  # noqa: E402
+from collector.snmp.simulator import (  # noqa: E402
+    SNMPREC_DEVICES,
+    V3_AUTH_KEY,
+    V3_PRIV_KEY,
+    V3_USER,
+    Snmpsim,
+    packaged_snmprec,
+)
+from collector.snmp.targets import Target  # noqa: E402
+
+
+@dataclass
+class Result:
+    name: str
+    wall: float
+    ok: int
+    failed: int
+    requests: int
+    varbinds: int
+    cpu: float
+
+
+def device_text(template: str, i: int) -> str:
+    """A packaged simulated device with its own name and serial (still simulated)."""
+    out = []
+    for line in template.splitlines():
+        oid, tag, val = line.split("|", 2)
+        if oid == "1.3.6.1.2.1.1.5.0":
+            val = f"sim-dev-{i:04d}"
+        elif oid.startswith("1.3.6.1.2.1.47.1.1.1.1.11.") and val:
+            val = f"SIM{i:08d}"
+        out.append(f"{oid}|{tag}|{val}")
+    return "\n".join(out) + "\n"
+
+
+def start_agents(
+    root: Path, devices: int, procs: int
+) -> tuple[list[Snmpsim], list[tuple[int, str]]]:
+    templates = [packaged_snmprec(n) for n in SNMPREC_DEVICES]
+    sims: list[Snmpsim] = []
+    where: list[tuple[int, str]] = []
+    per = -(-devices // procs)
+    for p in range(procs):
+        names = {
+            f"dev{i:04d}": device_text(templates[i % len(templates)], i)
+            for i in range(p * per, min(devices, (p + 1) * per))
+        }
+        if not names:
+            break
+        sim = Snmpsim(root / f"sim{p}", names, max_var_binds=256)
+        sim.start(timeout=300)
+        sims.append(sim)
+        assert sim.port is not None
+        where += [(sim.port, n) for n in names]
+    return sims, where
+
+
+def targets_for(where: list[tuple[int, str]], v3: bool) -> list[Target]:
+    out = []
+    for port, name in where:
+        common = {
+            "host": "127.0.0.1",
+            "port": port,
+            "device_id": f"{name}-{port}",
+            "timeout": 2.0,
+            "retries": 2,
+        }
+        if v3:
+            out.append(
+                Target(
+                    version="3",
+                    user=V3_USER,
+                    auth_proto="SHA",
+                    auth_key=V3_AUTH_KEY,
+                    priv_proto="AES",
+                    priv_key=V3_PRIV_KEY,
+                    context=name,
+                    **common,
+                )
+            )
+        else:
+            out.append(Target(version="2c", community=name, **common))
+    return out
+
+
+def cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+async def run_dunewatch(targets: list[Target]) -> Result:
+    c0 = cpu_self()
+    async with Poller() as poller:
+        svc = PollService(poller)
+        start = time.monotonic()
+        reports = await asyncio.gather(*(svc.poll(t, inventory=True) for t in targets))
+        wall = time.monotonic() - start
+    ok = [r for r in reports if r.outcome == "ok"]
+    for r in reports:
+        if r.outcome != "ok":
+            print(f"  {r.device_id}: {r.outcome}: {r.detail}", file=sys.stderr)
+            break
+    vbs = 0
+    for r in ok:
+        inv, h = r.inventory or {}, r.health or {}
+        vbs += len(inv.get("packages", [])) + len(inv.get("parts", [])) + len(h.get("net", {}))
+    return Result(
+        "dunewatch (pysnmp asyncio)",
+        wall,
+        len(ok),
+        len(reports) - len(ok),
+        sum(r.requests for r in reports),
+        vbs,
+        cpu_self() - c0,
+    )
+
+
+def peer_commands(t: Target, exe_get: str, exe_walk: str) -> list[list[str]]:
+    if t.version == "3":
+        auth = [
+            "-v3",
+            "-l",
+            "authPriv",
+            "-u",
+            str(t.user),
+            "-a",
+            "SHA",
+            "-A",
+            str(t.auth_key),
+            "-x",
+            "AES",
+            "-X",
+            str(t.priv_key),
+            "-n",
+            t.context,
+        ]
+    else:
+        auth = ["-v2c", "-c", str(t.community)]
+    common = [*auth, "-On", "-t", str(t.timeout), "-r", str(t.retries), f"127.0.0.1:{t.port}"]
+    oidmap = load_oidmap()
+    scalars = [".".join(map(str, s.oid)) for s in oidmap.scalars]
+    cmds = [[exe_get, *common, *scalars]]
+    for table in oidmap.tables:
+        cmds.append([exe_walk, "-Cr25", *common, ".".join(map(str, table.entry))])
+    return cmds
+
+
+async def run_netsnmp(targets: list[Target], parallel: int) -> Result:
+    exe_get = shutil.which("snmpget") or "snmpget"
+    exe_walk = shutil.which("snmpbulkwalk") or "snmpbulkwalk"
+    env = {**os.environ, "MIBS": ""}
+    sem = asyncio.Semaphore(parallel)
+    lines = 0
+    failed_devices: set[str] = set()
+    procs = 0
+
+    async def one(t: Target, cmd: list[str]) -> None:
+        nonlocal lines, procs
+        async with sem:
+            p = await asyncio.create_subprocess_exec(
+                *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+            )
+            out, _err = await p.communicate()
+            procs += 1
+            if p.returncode != 0:
+                failed_devices.add(t.device_id)
+            lines += out.count(b"\n")
+
+    c0 = cpu_children()
+    start = time.monotonic()
+    await asyncio.gather(*(one(t, c) for t in targets for c in peer_commands(t, exe_get, exe_walk)))
+    wall = time.monotonic() - start
+    return Result(
+        f"net-snmp snmpget+snmpbulkwalk (-P {parallel})",
+        wall,
+        len(targets) - len(failed_devices),
+        len(failed_devices),
+        procs,
+        lines,
+        cpu_children() - c0,
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--agents", type=int, default=4, help="snmpsim processes (default 4)")
+    ap.add_argument("--peer-parallel", type=int, default=16, help="net-snmp processes at once")
+    ap.add_argument("--v3", action="store_true", help="SNMPv3 authPriv SHA/AES instead of v2c")
+    ap.add_argument("--skip-peer", action="store_true")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-snmp-"))
+    t0 = time.monotonic()
+    sims, where = start_agents(root, args.devices, args.agents)
+    print(
+        f"{len(where)} simulated agents on {len(sims)} snmpsim processes "
+        f"(started in {time.monotonic() - t0:.1f} s); SNMP {'v3 authPriv' if args.v3 else 'v2c'}"
+    )
+    try:
+        targets = targets_for(where, args.v3)
+        # Warm-up (engine creation, snmpsim caches) on a few devices, not measured.
+        asyncio.run(run_dunewatch(targets[:10]))
+        results = [asyncio.run(run_dunewatch(targets))]
+        if not args.skip_peer:
+            results.append(asyncio.run(run_netsnmp(targets, args.peer_parallel)))
+    finally:
+        for sim in sims:
+            sim.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    print()
+    print(f"{'poller':<44} {'wall s':>7} {'ok':>6} {'failed':>6} {'req/proc':>9} {'cpu s':>7}")
+    for r in results:
+        print(f"{r.name:<44} {r.wall:>7.2f} {r.ok:>6} {r.failed:>6} {r.requests:>9} {r.cpu:>7.2f}")
+    print()
+    print("req/proc: SNMP requests sent (dunewatch) / processes run (net-snmp);")
+    print("cpu s: CPU of the poller process (dunewatch) / of all net-snmp processes (peer);")
+    print("the snmpsim agents' CPU is not counted for either. Machine shared and loaded.")
+    if len(results) == 2 and results[0].ok and results[1].ok:
+        print(
+            f"net-snmp lines of output: {results[1].varbinds}; "
+            f"dunewatch: {results[0].ok} reports with inventory and health"
+        )
+        print(f"dunewatch is {results[1].wall / results[0].wall:.1f}x faster (wall)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
