@@ -90,6 +90,26 @@ def test_reports_arrive_with_valid_envelopes_and_clean_stop_says_offline(
     assert outbox_depth(tmp_path / "dev-1-outbox.db") == 0
 
 
+def test_broker_down_at_start_buffers_then_delivers(
+    broker: Any, procs: list[AgentProc], tmp_path: Path
+) -> None:
+    broker.stop()
+    cfg = write_config(tmp_path, broker.port, "dev-1", "dev-1-pw", agent={"interval": 0.2})
+    agent = start_agent(cfg, tmp_path / "agent.log")
+    procs.append(agent)
+    outbox = tmp_path / "dev-1-outbox.db"
+    wait_until(lambda: outbox.exists() and outbox_depth(outbox) >= 5, 30, "buffered reports")
+    assert "cannot reach broker" in agent.text()
+    broker.start()
+    rec = Recorder(broker.port).start()
+    try:
+        wait_until(lambda: outbox_depth(outbox) <= 2, 30, "the backlog to drain")
+        assert agent.terminate() == 0
+        wait_until(lambda: "offline/shutdown" in rec.states("dev-1"), 15, "retained offline")
+    finally:
+        rec.stop()
+
+
 def test_sigkill_leaves_the_retained_last_will(
     broker: Any, recorder: Recorder, procs: list[AgentProc], tmp_path: Path
 ) -> None:
