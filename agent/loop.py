@@ -13,6 +13,7 @@ import logging
 import os
 import select
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -117,6 +118,7 @@ class Agent:
         self.boot_id = wire.new_boot_id()
         self.seq = 0
         self.dropped = 0
+        self.errors = 0
         self._waker: _Waker | None = None
         self._stop = False
         self._reload = False
@@ -184,7 +186,13 @@ class Agent:
                 if now >= next_inventory:
                     self._inventory()
                     next_inventory = now + self.cfg.agent.inventory_check
-                self._pump()
+                try:
+                    self._pump()
+                except (AgentError, sqlite3.Error, OSError) as exc:
+                    # e.g. disk full under the outbox: log, count, retry at the next wake-up
+                    self.errors += 1
+                    log.error("delivery step failed (%d so far): %s", self.errors, exc)
+                    waker.wait(min(1.0, max(0.0, next_health - time.monotonic())))
                 timeout = min(next_health, next_inventory) - time.monotonic()
                 waker.wait(max(0.0, timeout))
             self._shutdown()
@@ -237,7 +245,8 @@ class Agent:
         body = run_probes(self._probes, self.cfg.agent.interval)
         try:
             self._enqueue(wire.KIND_HEALTH, body)
-        except AgentError as exc:
+        except (AgentError, wire.EnvelopeError) as exc:
+            self.errors += 1
             log.error("health report not stored: %s", exc)
 
     def _inventory(self) -> None:
