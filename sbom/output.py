@@ -59,6 +59,7 @@ from sbom.model import (
 )
 
 FORMATS: Final = ("json", "xml")
+_TYPED_PURLS: Final = ("pkg:deb/", "pkg:apk/", "pkg:pypi/")  # the purl type names the manager
 SCHEMA: Final = SchemaVersion.V1_6
 REPRODUCIBLE_EPOCH: Final = 0  # 1970-01-01T00:00:00Z unless SOURCE_DATE_EPOCH says otherwise
 _TYPES: Final = {
@@ -124,7 +125,7 @@ def _props(c: Component) -> list[Property]:
         ("dunewatch:lifecycle:cycle", c.lifecycle.cycle),
         ("dunewatch:lifecycle:latest", c.lifecycle.latest),
         ("dunewatch:lifecycle:source", c.lifecycle.source),
-        ("dunewatch:manager", c.manager if not c.purl else None),
+        ("dunewatch:manager", None if (c.purl or "").startswith(_TYPED_PURLS) else c.manager),
         ("dunewatch:part_kind", c.part_kind),
         ("dunewatch:supplier:owner", c.supplier.owner if c.supplier else None),
     )
