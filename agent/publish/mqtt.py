@@ -117,6 +117,7 @@ class MqttPublisher:
         self._connected = threading.Event()
         self._attempt = 0
         self._ever_connected = False
+        self._stopping = False
         self.reconnects = 0
         self.connect_failures = 0
         self.denied = 0
@@ -176,6 +177,7 @@ class MqttPublisher:
                     info.wait_for_publish(timeout)
                 except (RuntimeError, ValueError) as exc:
                     log.warning("offline state not acknowledged: %s", exc)
+        self._stopping = True
         client.disconnect()
         client.loop_stop()
         self._connected.clear()
@@ -320,7 +322,7 @@ class MqttPublisher:
     ) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        if was:
+        if was and not self._stopping:
             log.warning("disconnected from broker: %s", rc)
             self._set_next_delay()
         self._wake()
