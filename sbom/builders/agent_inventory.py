@@ -83,13 +83,19 @@ class AgentInventoryBuilder:
         hw, fw = _section(body, "hardware"), _section(body, "firmware")
         os_, kernel = _section(body, "os"), _section(body, "kernel")
         findings: list[Finding] = []
+        errors: list[str] = []
         for i, part in enumerate(body.get("parts") or []):
-            if not isinstance(part, dict) or not _str(part.get("model")):
-                raise BuilderError(f"{self.device_id}: inventory parts[{i}] needs a 'model'")
+            if not isinstance(part, dict):
+                raise BuilderError(f"{self.device_id}: inventory parts[{i}] must be an object")
+            if part.get("kind") == "chassis":  # the box itself: that is the metadata component
+                continue
+            if not _str(part.get("model")):
+                errors.append(f"parts[{i}]: no model, part left out")
+                continue
             findings.append(
                 Finding(
                     name=str(part["model"]),
-                    version=_str(part.get("revision")),
+                    version=_str(part.get("hw_revision") or part.get("revision")),
                     kind=KIND_DEVICE,
                     evidence=_EVIDENCE_WORDS.get(str(part.get("evidence")), EVIDENCE_DECLARED),
                     evidence_path=None,
@@ -181,6 +187,7 @@ class AgentInventoryBuilder:
             model=model,
             hw_revision=_str(hw.get("hw_revision")),
             serial=_str(hw.get("serial")),
+            device_class=_str(hw.get("device_class")),
             firmware_version=fw_version,
             firmware_release_date=_str(fw.get("release_date")),
             criticality=self.criticality,
@@ -192,12 +199,9 @@ class AgentInventoryBuilder:
         for key in ("hostname", "machine_id", "hash"):
             if _str(body.get(key)):
                 props.append((f"dunewatch:inventory:{key}", str(body[key])))
-        errors = body.get("errors") or {}
-        errs = (
-            tuple(f"{k}: {v}" for k, v in sorted(errors.items()))
-            if isinstance(errors, dict)
-            else ()
-        )
+        reported = body.get("errors") or {}
+        if isinstance(reported, dict):
+            errors = [f"{k}: {v}" for k, v in sorted(reported.items())] + errors
         parts = [c for c in components if c.kind == KIND_DEVICE]
         rest = [c for c in components if c.kind != KIND_DEVICE]
         return DeviceBom(
@@ -205,5 +209,5 @@ class AgentInventoryBuilder:
             components=(*head, *parts, *rest),
             source=source,
             properties=tuple(props),
-            errors=errs,
+            errors=tuple(errors),
         )

@@ -53,20 +53,29 @@ def test_inventory_device_and_firmware(fake_kb: FakeKnowledge) -> None:
 def test_snmp_inventory() -> None:
     body = {
         "source": "snmp",
-        "hardware": {"vendor": "ACME", "model": "X200", "serial": "S1", "source": "snmp"},
+        "hardware": {
+            "vendor": "ACME",
+            "model": "X200",
+            "serial": "S1",
+            "source": "snmp",
+            "device_class": "camera",
+        },
         "firmware": {"version": "2.4.1-build7731", "source": "snmp"},
         "parts": [
-            {"kind": "soc", "vendor": "HiSilicon", "model": "Hi3516DV300", "evidence": "snmp"}
+            {"kind": "chassis", "vendor": "ACME", "model": "X200", "evidence": "snmp"},
+            {"kind": "soc", "vendor": "HiSilicon", "model": "Hi3516DV300", "evidence": "snmp"},
+            {"kind": "module", "vendor": "ACME", "model": None, "evidence": "snmp"},
         ],
         "packages": [{"name": "webserver", "version": "1.0", "manager": "snmp"}],
     }
     bom = AgentInventoryBuilder("cam-9", body, classifier=Classifier(NullKnowledge())).build()
-    assert bom.source == "snmp"
+    assert bom.source == "snmp" and bom.device.device_class == "camera"
     web = next(c for c in bom.components if c.name == "webserver")
     assert web.purl == "pkg:generic/webserver@1.0" and web.evidence == "snmp"
     assert web.layer == "application" and web.supplier is None  # unknown: never guessed
-    part = next(c for c in bom.components if c.kind == "device")
+    (part,) = [c for c in bom.components if c.kind == "device"]  # chassis = the device itself
     assert (part.name, part.evidence, part.part_kind) == ("Hi3516DV300", "snmp", "soc")
+    assert bom.errors == ("parts[2]: no model, part left out",)
     fw = bom.components[0]
     assert fw.evidence == "snmp" and fw.version == "2.4.1-build7731"
 
@@ -76,7 +85,7 @@ def test_snmp_inventory() -> None:
     [
         ({"packages": {"a": 1}}, "'packages' must be a list"),
         ({"packages": [{"version": "1"}]}, r"packages\[0\] needs a 'name'"),
-        ({"parts": [{"kind": "soc"}]}, r"parts\[0\] needs a 'model'"),
+        ({"parts": ["soc"]}, r"parts\[0\] must be an object"),
         ({"os": "debian"}, "section 'os' must be an object"),
     ],
 )
