@@ -126,3 +126,18 @@ def test_cpe_escaping() -> None:
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(BuilderError, match="no such directory or archive"):
         RootfsBuilder(tmp_path / "nope").build()
+
+
+def test_with_the_shipped_knowledge_base() -> None:
+    """The real firmware_db classifies the fixture's OpenSSL as crypto with a named supplier."""
+    from sbom.knowledge import load_knowledge
+
+    kb = load_knowledge()
+    assert not isinstance(kb, NullKnowledge), "firmware_db.open_default() failed"
+    bom = RootfsBuilder(ROOTS / "debian", classifier=Classifier(kb)).build()
+    ssl = next(c for c in bom.components if c.name == "libssl3")
+    assert ssl.layer == "crypto"
+    assert ssl.supplier is not None and ssl.supplier.name
+    assert ssl.cpe is not None and ssl.cpe.startswith("cpe:2.3:a:openssl:openssl:3.0.19:")
+    kernel = next(c for c in bom.components if c.name == "linux")
+    assert kernel.layer == "os" and kernel.cpe is not None and kernel.cpe.startswith("cpe:2.3:o:")
