@@ -238,34 +238,46 @@ def test_sighup_reloads_the_configuration(
 
 
 def test_small_outbox_drops_oldest_health_and_says_so(
-    broker: Any, recorder: Recorder, procs: list[AgentProc], tmp_path: Path
+    broker: Any, procs: list[AgentProc], tmp_path: Path
 ) -> None:
-    cfg = write_config(
-        tmp_path,
-        broker.port,
-        "dev-1",
-        "dev-1-pw",
-        agent={"interval": 0.1},
-        outbox={"max_bytes": 16384},
-    )
-    agent = start_agent(cfg, tmp_path / "agent.log")
-    procs.append(agent)
-    wait_until(lambda: len(recorder.of("dev-1", "health")) >= 3, 30, "reports before the outage")
-    boot = recorder.of("dev-1", "health")[0].boot_id
-    broker.stop()
-    wait_until(lambda: "dropped" in agent.text(), 60, "drops while the broker is down")
-    broker.start()
-    drops = lambda: [e for e in recorder.of("dev-1", "event") if e.body["type"] == wire.EVENT_DROP]  # noqa: E731
-    wait_until(drops, 60, "an outbox_drop event")
-    assert agent.terminate() == 0
-    envs = [s.env for s in recorder.snapshot() if s.env.device_id == "dev-1"]
-    last = max(e.seq for e in envs if e.boot_id == boot)
-    wait_until(
-        lambda: not missing_seqs([s.env for s in recorder.snapshot()], boot, last), 30, "all seqs"
-    )
-    d = drops()[0].body
-    assert d["count"] > 0 and d["first_seq"] <= d["last_seq"] and d["first_ts"] <= d["last_ts"]
-    assert "over 16384 bytes" in d["reason"]
+    # a persistent session: what the agent sends before this subscriber is back gets queued
+    recorder = Recorder(broker.port, client_id="drop-collector", persistent=True).start()
+    try:
+        cfg = write_config(
+            tmp_path,
+            broker.port,
+            "dev-1",
+            "dev-1-pw",
+            agent={"interval": 0.1},
+            outbox={"max_bytes": 16384},
+        )
+        agent = start_agent(cfg, tmp_path / "agent.log")
+        procs.append(agent)
+        wait_until(
+            lambda: len(recorder.of("dev-1", "health")) >= 3, 30, "reports before the outage"
+        )
+        boot = recorder.of("dev-1", "health")[0].boot_id
+        broker.stop()
+        wait_until(lambda: "dropped" in agent.text(), 60, "drops while the broker is down")
+        broker.start()
+
+        def drops() -> list[wire.Envelope]:
+            return [e for e in recorder.of("dev-1", "event") if e.body["type"] == wire.EVENT_DROP]
+
+        wait_until(drops, 60, "an outbox_drop event")
+        assert agent.terminate() == 0
+        envs = [s.env for s in recorder.snapshot() if s.env.device_id == "dev-1"]
+        last = max(e.seq for e in envs if e.boot_id == boot)
+        wait_until(
+            lambda: not missing_seqs([s.env for s in recorder.snapshot()], boot, last),
+            30,
+            "all seqs",
+        )
+        d = drops()[0].body
+        assert d["count"] > 0 and d["first_seq"] <= d["last_seq"] and d["first_ts"] <= d["last_ts"]
+        assert d["boot"] == boot and "over 16384 bytes" in d["reason"]
+    finally:
+        recorder.stop()
 
 
 @pytest.mark.slow
