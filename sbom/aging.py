@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import operator
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -252,25 +253,21 @@ def find_saturation(samples: Sequence[Sample], policy: DunePolicy) -> tuple[Satu
     """
     window = policy.saturation_window_s
     max_gap = window / 2
-    ordered = sorted(samples, key=lambda s: s.ts)
+    ordered = list(samples)
+    stamps = [s.ts for s in ordered]
+    if stamps != sorted(stamps):  # stores return history in order; other callers may not
+        ordered.sort(key=lambda s: s.ts)
     found: list[SaturationFinding] = []
     last_ts = ordered[-1].ts if ordered else 0.0
     for metric in SATURATION_METRICS:
         threshold = policy.saturation_pct[metric]
-        above = 0
-        for s in ordered:
-            v = s.value(metric)
-            if v is not None and v >= threshold:
-                above += 1
-                if above >= 2:
-                    break
-        if above < 2:
+        values = list(map(_GETTERS[metric], ordered))
+        if len([v for v in values if v is not None and v >= threshold]) < 2:
             continue  # no run possible: skip the run bookkeeping (most devices, most metrics)
         best: SaturationFinding | None = None
         run: list[tuple[float, float]] = []
 
-        for s in ordered:
-            v = s.value(metric)
+        for s, v in zip(ordered, values, strict=True):
             if v is None:
                 continue  # the section was missing in that report: neither breaks nor extends
             if v >= threshold and (not run or s.ts - run[-1][0] <= max_gap):
@@ -288,11 +285,11 @@ def find_saturation(samples: Sequence[Sample], policy: DunePolicy) -> tuple[Satu
     return tuple(found)
 
 
+_GETTERS = {m: operator.attrgetter(m) for m in SATURATION_METRICS}
+
+
 def _samples(points: Iterable[Any]) -> list[Sample]:
-    out: list[Sample] = []
-    for p in points:
-        out.append(p if isinstance(p, Sample) else Sample.from_body(float(p.ts), p.body))
-    return out
+    return [p if type(p) is Sample else Sample.from_body(float(p.ts), p.body) for p in points]
 
 
 def assess_device(
@@ -330,6 +327,8 @@ def assess_device(
     approaching: list[LifecycleFinding] = []
     for comp in bom.components:
         lc = comp.lifecycle
+        if lc.eol is None and lc.status not in ("eol", "approaching_eol"):
+            continue  # nothing dated or flagged: the common case, decided without parsing
         date = parse_date(lc.eol)
         days = (date - today).days if date is not None else None
         if lc.status == "eol" or (days is not None and days <= 0):

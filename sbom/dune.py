@@ -22,6 +22,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sbom.model import LAYER_FIRMWARE, LAYERS, Component, DeviceBom, DeviceInfo
 from sbom.policy import CAT_COMMUNITY, CAT_UNKNOWN, GRADES, DunePolicy
@@ -335,40 +336,40 @@ def score_device(
     """
     weights = policy.layer_weights
     dev = bom.device
-    best: dict[str, ComponentExposure] = {}
-    count: dict[str, int] = {}
-    unknown: dict[str, int] = {}
+    get = cache.get if cache is not None else None
+    # per layer: [driving exposure, components, unknown suppliers]
+    acc: dict[str, list[Any]] = {}
     for comp in bom.components:
-        name = comp.layer
-        if name not in weights:
-            continue  # a layer this policy does not score (cannot happen with model.LAYERS)
-        if cache is not None:
-            ce = cache.get(comp, dev)
-        else:
-            ce = component_exposure(comp, dev, policy, today)
-        count[name] = count.get(name, 0) + 1
+        ce = get(comp, dev) if get is not None else component_exposure(comp, dev, policy, today)
+        a = acc.get(ce.layer)
+        if a is None:
+            if ce.layer in weights:  # else a layer this policy does not score
+                acc[ce.layer] = [ce, 1, int(ce.category == CAT_UNKNOWN)]
+            continue
+        a[1] += 1
         if ce.category == CAT_UNKNOWN:
-            unknown[name] = unknown.get(name, 0) + 1
-        cur = best.get(name)
-        if (
-            cur is None
-            or ce.exposure > cur.exposure
-            or (ce.exposure == cur.exposure and _driver_key(ce) > _driver_key(cur))
+            a[2] += 1
+        cur = a[0]
+        if ce.exposure > cur.exposure or (
+            ce.exposure == cur.exposure and _driver_key(ce) > _driver_key(cur)
         ):
-            best[name] = ce
+            a[0] = ce
     layers: list[LayerExposure] = []
     total = 0.0
     worst: LayerExposure | None = None
+    unknown_total = 0
     for name in LAYERS:
-        driver = best.get(name)
         w = weights[name]
-        if driver is None:
+        a = acc.get(name)
+        if a is None:
             layer = _NO_LAYER.get((name, w)) or _NO_LAYER.setdefault(
                 (name, w), LayerExposure(name, w, 0.0, policy.grade(0.0), None, 0, 0)
             )
         else:
+            driver = a[0]
             e = driver.exposure
-            key = (driver, count[name], unknown.get(name, 0))
+            unknown_total += a[2]
+            key = (driver, a[1], a[2])
             if cache is not None:
                 layer = cache.layer(key, w)
             else:
@@ -377,7 +378,6 @@ def score_device(
             if worst is None or e > worst.exposure:
                 worst = layer
         layers.append(layer)
-    unknown_total = sum(unknown.values())
     worst_e = worst.exposure if worst is not None else 0.0
     return DeviceDune(
         device_id=dev.device_id,

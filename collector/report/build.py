@@ -7,15 +7,17 @@ flat per device whatever the fleet size.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from collector.report.interface import AlertRow, DeviceEntry, ReportData, ReportError
 from sbom.aging import AgingKnowledge, assess_device, summarize
-from sbom.dune import fleet_dune, rollup, score_device
+from sbom.dune import ExposureCache, fleet_dune, rollup, score_device
 from sbom.model import DeviceBom
 from sbom.policy import DunePolicy
 
@@ -48,22 +50,9 @@ def build_report(
     entries: list[DeviceEntry] = []
     top: list[tuple[float, float, int]] = []  # min-heap of the `detail` highest DDIs
     boms: dict[int, DeviceBom] = {}
-    for i, item in enumerate(inputs):
-        dune = score_device(item.bom, policy, today)
-        aging = assess_device(
-            item.bom, kb, item.health, today, policy=policy, first_seen=item.first_seen
-        )
-        entries.append(DeviceEntry(dune, aging))
-        if detail == 0:
-            continue
-        key = (dune.ddi, dune.weight, -i)  # ties: the earlier device stays
-        if len(top) < detail:
-            heapq.heappush(top, key)
-            boms[i] = item.bom
-        elif key > top[0]:
-            dropped = heapq.heapreplace(top, key)
-            del boms[-dropped[2]]
-            boms[i] = item.bom
+    cache = ExposureCache(policy, today)
+    with _gc_paused():
+        _analyse(inputs, policy, today, kb, detail, entries, top, boms, cache)
     for i, bom in boms.items():
         entries[i] = DeviceEntry(entries[i].dune, entries[i].aging, bom.components)
     entries.sort(key=lambda e: (-e.dune.ddi, -e.dune.weight, e.dune.device_id))
@@ -86,3 +75,45 @@ def build_report(
         alerts_note=alerts_note,
         detail=detail,
     )
+
+
+def _analyse(
+    inputs: Iterable[DeviceInput],
+    policy: DunePolicy,
+    today: dt.date,
+    kb: AgingKnowledge | None,
+    detail: int,
+    entries: list[DeviceEntry],
+    top: list[tuple[float, float, int]],
+    boms: dict[int, DeviceBom],
+    cache: ExposureCache,
+) -> None:
+    for i, item in enumerate(inputs):
+        dune = score_device(item.bom, policy, today, cache=cache)
+        aging = assess_device(
+            item.bom, kb, item.health, today, policy=policy, first_seen=item.first_seen
+        )
+        entries.append(DeviceEntry(dune, aging))
+        if detail == 0:
+            continue
+        key = (dune.ddi, dune.weight, -i)  # ties: the earlier device stays
+        if len(top) < detail:
+            heapq.heappush(top, key)
+            boms[i] = item.bom
+        elif key > top[0]:
+            dropped = heapq.heapreplace(top, key)
+            del boms[-dropped[2]]
+            boms[i] = item.bom
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while scoring: the values made here are acyclic frozen dataclasses,
+    and on a 100,000-device fleet the collector's repeated full scans cost a third of the time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -183,3 +183,22 @@ def test_rollup_by_tag_and_ranking() -> None:
     assert groups["south"].ddi == approx(16.875)
     assert dict(rollup(devices, "street", POLICY)).keys() == {"(untagged)"}
     assert [d.device_id for d in rank_devices(devices)] == ["cam-1", "gw-1", "cam-2"]
+
+
+def test_cache_gives_the_same_scores_and_keys_firmware_by_release_date() -> None:
+    from dataclasses import replace
+
+    from sbom.dune import ExposureCache
+
+    cache = ExposureCache(POLICY, TODAY)
+    plain = [score_device(b, POLICY, TODAY) for b in fleet()]
+    cached = [score_device(b, POLICY, TODAY, cache=cache) for b in fleet()]
+    assert cached == plain
+    gw = gw1()
+    # the same firmware component object on a device with recent firmware is not stale
+    fresh = replace(gw, device=replace(gw.device, firmware_release_date="2025-11-01"))
+    d = score_device(fresh, POLICY, TODAY, cache=cache)
+    drv = d.layer("firmware").driver
+    assert drv is not None and drv.a == 0.0
+    again = [score_device(b, POLICY, TODAY, cache=cache) for b in fleet()]
+    assert again == plain and cache.hits > 0
