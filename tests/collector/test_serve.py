@@ -160,3 +160,47 @@ def test_serve_flag_errors_are_one_line(tmp_path: Path) -> None:
         timeout=60,
     )
     assert res.returncode == 2 and "workers 0 must be 1..64" in res.stderr
+
+
+@pytest.mark.parametrize("reader", ["paho", "lean"])
+def test_worker_processes_on_a_shared_subscription(
+    mosquitto: Any, tmp_path: Path, reader: str
+) -> None:
+    db, pw, log = tmp_path / "c.db", tmp_path / "pw", tmp_path / "serve.log"
+    pw.write_text("collector-pw\n")
+    mport = free_port()
+    proto = "3.1.1" if reader == "lean" else "5"
+    conf = f'[ingest]\nworkers = 2\nreader = "{reader}"\n[broker]\nprotocol = "{proto}"\n'
+    proc = _serve(mosquitto.port, db, pw, mport, log, conf)
+    try:
+        wait_until(lambda: "dunewatch_broker_connected 2" in _metrics(mport), 60, "2 workers up")
+        boot = E.new_boot_id()
+        pubs = [Publisher(mosquitto.port, d, f"{d}-pw") for d in ("dev-1", "dev-2")]
+        now = time.time()
+        infos = []
+        for s in range(1, 301):
+            for dev, p in zip(("dev-1", "dev-2"), pubs, strict=True):
+                env = health(dev, boot, s, now + s)
+                infos.append(p.client.publish(f"dunewatch/v1/{dev}/health", env.encode(), qos=1))
+        for info in infos:
+            info.wait_for_publish(60)
+        for p in pubs:
+            p.close()
+        wait_until(
+            lambda: (
+                stored_seqs(db, "dev-1") == set(range(1, 301))
+                and stored_seqs(db, "dev-2") == set(range(1, 301))
+            ),
+            60,
+            "both streams",
+        )
+        assert count(db, "SELECT count(*) FROM health") == 600
+        assert count(db, "SELECT sum(gap) FROM ingest_stats") == 0
+        text = _metrics(mport)
+        assert 'dunewatch_ingest_messages_total{result="accepted"} 600' in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
