@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import io
+from typing import TextIO
 
 from collector.report.doc import r
 from collector.report.interface import ReportData
@@ -23,9 +23,8 @@ class CsvReport:
     name = "csv"
     suffix = ".csv"
 
-    def render(self, data: ReportData) -> str:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+    def write(self, data: ReportData, out: TextIO) -> None:
+        w = csv.writer(out, lineterminator="\n")
         head = ["rank", "device_id", "vendor", "model", "device_class", "tags", "simulated"]
         if data.by_tag:
             head.append(data.by_tag)
@@ -77,7 +76,6 @@ class CsvReport:
                 ";".join(s.metric for s in a.saturation),
             ]
             w.writerow([_cell(v) for v in row])
-        return buf.getvalue()
 
 
 FORMAT = CsvReport()

@@ -227,8 +227,8 @@ def device_doc(e: DeviceEntry, rank: int) -> dict[str, Any]:
     return doc
 
 
-def report_doc(data: ReportData) -> dict[str, Any]:
-    return {
+def report_doc(data: ReportData, devices: bool = True) -> dict[str, Any]:
+    doc = {
         "report": {
             "title": data.title,
             "generated_at": data.generated_at,
@@ -263,7 +263,7 @@ def report_doc(data: ReportData) -> dict[str, Any]:
                 for t in data.aging.timeline
             ],
         },
-        "devices": [device_doc(e, i + 1) for i, e in enumerate(data.devices)],
+        "skipped": [{"device_id": d, "reason": r} for d, r in data.skipped],
         "alerts": {
             "note": data.alerts_note,
             "open": [
@@ -281,3 +281,6 @@ def report_doc(data: ReportData) -> dict[str, Any]:
             ],
         },
     }
+    if devices:
+        doc["devices"] = [device_doc(e, i + 1) for i, e in enumerate(data.devices)]
+    return doc

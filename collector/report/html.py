@@ -7,7 +7,7 @@ on an offline machine looks exactly as it did where it was made.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TextIO
 
 from collector.report import charts
 from collector.report.doc import policy_note
@@ -41,7 +41,10 @@ class HtmlReport:
     name = "html"
     suffix = ".html"
 
-    def render(self, data: ReportData) -> str:
+    def write(self, data: ReportData, out: TextIO) -> None:
+        out.write(self.text(data))
+
+    def text(self, data: ReportData) -> str:
         f = data.fleet
         today = dt.date.fromisoformat(data.today)
         svg = {

@@ -7,9 +7,10 @@ figures out, so HTML, JSON, CSV and Markdown can never disagree about a number.
 from __future__ import annotations
 
 import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from collector.errors import CollectorError
 from sbom.aging import AgingAssessment, AgingSummary
@@ -74,18 +75,25 @@ class ReportFormat(Protocol):
     name: str
     suffix: str
 
-    def render(self, data: ReportData) -> str:
-        """The whole document as text (every format here is text)."""
+    def write(self, data: ReportData, out: TextIO) -> None:
+        """Write the whole document; formats with one entry per device stream them."""
         ...
 
 
+def render(fmt: ReportFormat, data: ReportData) -> str:
+    """The document as one string (tests, small fleets)."""
+    buf = io.StringIO()
+    fmt.write(data, buf)
+    return buf.getvalue()
+
+
 def write_report(fmt: ReportFormat, data: ReportData, out: Path) -> Path:
-    """Render, then replace `out` atomically so a failed render never leaves half a file."""
-    text = fmt.render(data)
+    """Write to a temporary file, then replace `out`: a failed run never leaves half a file."""
     tmp = out.with_name(out.name + ".tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8", newline="")
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            fmt.write(data, fh)
         tmp.replace(out)
     except OSError as exc:
         with contextlib.suppress(OSError):

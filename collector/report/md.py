@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
 from collector.report.charts import LAYER_LABELS
 from collector.report.doc import policy_note
 from collector.report.interface import ReportData
@@ -22,7 +24,10 @@ class MarkdownReport:
     name = "md"
     suffix = ".md"
 
-    def render(self, data: ReportData) -> str:
+    def write(self, data: ReportData, out: TextIO) -> None:
+        out.write(self.text(data))
+
+    def text(self, data: ReportData) -> str:
         f = data.fleet
         out: list[str] = [f"# {_esc(data.title)}", ""]
         out.append(

@@ -14,7 +14,7 @@ import pytest
 
 from collector.report import FORMATS, get_format
 from collector.report.build import DeviceInput, build_report
-from collector.report.interface import ReportData, ReportError, write_report
+from collector.report.interface import ReportData, ReportError, render, write_report
 from sbom.model import DeviceInfo
 from sbom.policy import DunePolicy
 from tests.dune.fleet import TODAY, cam1, fleet
@@ -36,7 +36,7 @@ def test_registry() -> None:
 
 
 def test_json_carries_the_worked_example_figures() -> None:
-    doc = json.loads(get_format("json").render(data(by_tag="district")))
+    doc = json.loads(render(get_format("json"), data(by_tag="district")))
     # see tests/dune/test_dune.py for the arithmetic
     assert doc["fleet"]["ddi"] == 16.18
     assert [d["device_id"] for d in doc["devices"]] == ["cam-1", "gw-1", "cam-2"]
@@ -58,7 +58,7 @@ def test_detail_limits_the_sbom_drill_down() -> None:
     d = data(detail=1)
     assert [e.components is not None for e in d.devices] == [True, False, False]
     assert d.devices[0].device_id == "cam-1"
-    doc = json.loads(get_format("json").render(d))
+    doc = json.loads(render(get_format("json"), d))
     assert "sbom" in doc["devices"][0] and "sbom" not in doc["devices"][1]
     assert all(e.components is None for e in data(detail=0).devices)
     with pytest.raises(ReportError, match="detail"):
@@ -69,10 +69,10 @@ def test_csv_rows_and_formula_guard() -> None:
     evil = cam1()
     evil = replace(evil, device=replace(evil.device, device_id="=cmd|'/c calc'!A1"))
     d = build_report([DeviceInput(evil)], POLICY, TODAY, now=NOW)
-    rows = list(csv.reader(io.StringIO(get_format("csv").render(d))))
+    rows = list(csv.reader(io.StringIO(render(get_format("csv"), d))))
     assert rows[0][:3] == ["rank", "device_id", "vendor"]
     assert rows[1][1] == "'=cmd|'/c calc'!A1"
-    rows = list(csv.DictReader(io.StringIO(get_format("csv").render(data()))))
+    rows = list(csv.DictReader(io.StringIO(render(get_format("csv"), data()))))
     assert [(r["device_id"], r["ddi"], r["grade"]) for r in rows] == [
         ("cam-1", "17.68", "D"),
         ("gw-1", "16.88", "E"),
@@ -82,7 +82,7 @@ def test_csv_rows_and_formula_guard() -> None:
 
 
 def test_markdown() -> None:
-    text = get_format("md").render(data(by_tag="district"))
+    text = render(get_format("md"), data(by_tag="district"))
     assert "- Fleet DDI (criticality-weighted): **16.2**" in text
     assert "| SoC / chip | 0.25 | 3 | 0.450 | 11.25 | 6250 (high) | CN 75% | 1 |" in text
     assert "| 1 | cam-1 (simulated) | 17.7 | D | soc | Hi3516DV300 | CN |" in text
@@ -90,8 +90,8 @@ def test_markdown() -> None:
 
 
 def test_html_is_self_contained_and_deterministic(tmp_path: Path) -> None:
-    html = get_format("html").render(data(by_tag="district"))
-    assert html == get_format("html").render(data(by_tag="district"))
+    html = render(get_format("html"), data(by_tag="district"))
+    assert html == render(get_format("html"), data(by_tag="district"))
     assert "Content-Security-Policy" in html
     assert "<script" not in html
     # the only URLs are SVG/XLink namespace names, never fetched
@@ -108,7 +108,7 @@ def test_html_is_self_contained_and_deterministic(tmp_path: Path) -> None:
 def test_html_without_simulated_devices_has_no_banner_and_notes_unset_home() -> None:
     real = [replace(b, device=replace(b.device, simulated=False)) for b in fleet()]
     d = build_report([DeviceInput(b) for b in real], DunePolicy(), TODAY, now=NOW)
-    html = get_format("html").render(d)
+    html = render(get_format("html"), d)
     assert 'id="simulated-banner"' not in html
     assert "home jurisdiction unset" in html
 
@@ -116,7 +116,7 @@ def test_html_without_simulated_devices_has_no_banner_and_notes_unset_home() -> 
 def test_empty_fleet_renders() -> None:
     d = build_report([], POLICY, TODAY, now=NOW)
     for fmt in FORMATS:
-        assert fmt.render(d)
+        assert render(fmt, d)
 
 
 def test_unwritable_output(tmp_path: Path) -> None:
