@@ -27,6 +27,11 @@ REAL_DEBS = (
     "libsqlite3-0",
     "libmbedcrypto7",
     "libwolfssl35",
+    "zlib1g",
+    "openvpn",
+    "wpasupplicant",
+    "libsnmp40",
+    "mosquitto",
 )
 
 

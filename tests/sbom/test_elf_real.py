@@ -23,6 +23,11 @@ PRODUCTS = {
     "sqlite": "libsqlite3-0",
     "mbedtls": "libmbedcrypto7",
     "wolfssl": "libwolfssl35",
+    "zlib": "zlib1g",
+    "openvpn": "openvpn",
+    "wpa_supplicant": "wpasupplicant",
+    "net-snmp": "libsnmp40",
+    "mosquitto": "mosquitto",
 }
 
 
