@@ -32,6 +32,8 @@ REAL_DEBS = (
     "wpasupplicant",
     "libsnmp40",
     "mosquitto",
+    "libc6",
+    "openssh-client",
 )
 
 

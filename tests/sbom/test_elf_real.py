@@ -28,6 +28,8 @@ PRODUCTS = {
     "wpa_supplicant": "wpasupplicant",
     "net-snmp": "libsnmp40",
     "mosquitto": "mosquitto",
+    "glibc": "libc6",
+    "openssh": "openssh-client",
 }
 
 
