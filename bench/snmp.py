@@ -84,10 +84,12 @@ def start_agents(
         if not names:
             break
         sim = Snmpsim(root / f"sim{p}", names, max_var_binds=256)
-        sim.start(timeout=300)
+        sim.launch()
         sims.append(sim)
         assert sim.port is not None
         where += [(sim.port, n) for n in names]
+    for sim in sims:  # they index their data files in parallel
+        sim.wait_ready(timeout=600)
     return sims, where
 
 
@@ -255,6 +257,7 @@ def main() -> int:
         a0 = agents_cpu(sims)
         results = [asyncio.run(run_dunewatch(targets))]
         results[0].agent_cpu = agents_cpu(sims) - a0
+        print(f"dunewatch: {results[0].wall:.2f} s, {results[0].ok} ok", flush=True)
         if not args.skip_peer:
             a0 = agents_cpu(sims)
             results.append(asyncio.run(run_netsnmp(targets, args.peer_parallel)))

@@ -68,11 +68,33 @@ def _wait_ready(target: Target, proc: subprocess.Popen[bytes], what: str, timeou
 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace")[-2000:] if proc.stdout else ""
-            raise SimulatorError(f"{what} exited with code {proc.returncode}: {out.strip()}")
+            raise SimulatorError(
+                f"{what} exited with code {proc.returncode}: {_log_tail(proc)}".strip()
+            )
         if asyncio.run(probe()):
             return
     raise SimulatorError(f"{what} did not answer on {target.address} within {timeout:g} s")
+
+
+_LOGS: dict[int, Path] = {}
+
+
+def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a simulator with its output in a log file (a full pipe would stall it)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+    _LOGS[proc.pid] = log
+    return proc
+
+
+def _log_tail(proc: subprocess.Popen[bytes]) -> str:
+    log = _LOGS.get(proc.pid)
+    if log is None or not log.exists():
+        return ""
+    return log.read_text(errors="replace")[-2000:].strip()
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
@@ -168,7 +190,8 @@ class Snmpsim:
             args += ["--process-user=root", "--process-group=root"]
         return base + args
 
-    def start(self, timeout: float = 60.0) -> None:
+    def launch(self) -> None:
+        """Write the data files and start the process without waiting (see wait_ready)."""
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         (self.workdir / "cache").mkdir(parents=True, exist_ok=True)
@@ -178,12 +201,11 @@ class Snmpsim:
             path.write_text(text, encoding="utf-8")
         if self.port is None:
             self.port = free_udp_port(self.host)
-        self._proc = subprocess.Popen(
-            self.command(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        self._proc = _spawn(self.command(), self.workdir / "snmpsim.log")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until the first device answers (snmpsim indexes every file first)."""
+        assert self._proc is not None, "launch() first"
         first = next(iter(self.devices))
         try:
             _wait_ready(self.device(first).v2c_target(), self._proc, "snmpsim", timeout)
@@ -191,10 +213,12 @@ class Snmpsim:
             self.stop()
             raise
 
+    def start(self, timeout: float = 60.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
     def stop(self) -> None:
         _stop(self._proc)
-        if self._proc is not None and self._proc.stdout:
-            self._proc.stdout.close()
         self._proc = None
 
     @property
@@ -280,11 +304,9 @@ class Snmpd:
         conf = self.workdir / "snmpd.conf"
         conf.write_text(self.config_text(), encoding="utf-8")
         env = {**os.environ, "MIBS": "", "SNMP_PERSISTENT_DIR": str(persist)}
-        self._proc = subprocess.Popen(
+        self._proc = _spawn(
             [exe, "-f", "-Lo", "-C", "-c", str(conf), "-p", str(self.workdir / "snmpd.pid")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            self.workdir / "snmpd.log",
             env=env,
         )
         try:
@@ -295,8 +317,6 @@ class Snmpd:
 
     def stop(self) -> None:
         _stop(self._proc)
-        if self._proc is not None and self._proc.stdout:
-            self._proc.stdout.close()
         self._proc = None
 
     def __enter__(self) -> Snmpd:
