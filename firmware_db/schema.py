@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS vuln_affected (
     PRIMARY KEY (product, vuln_id, n)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS vuln_affected_vuln ON vuln_affected (vuln_id);
+CREATE INDEX IF NOT EXISTS vuln_affected_unkeyed ON vuln_affected (product) WHERE keyed = 0;
 CREATE TABLE IF NOT EXISTS kev (
     cve_id TEXT PRIMARY KEY, date_added TEXT NOT NULL, vendor TEXT, product TEXT, name TEXT,
     due_date TEXT, ransomware TEXT, source TEXT NOT NULL

@@ -48,7 +48,9 @@ class StoreError(FirmwareDbError):
 def connect(path: str | Path) -> sqlite3.Connection:
     """Open (creating if needed) a knowledge-base database with the schema applied."""
     try:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, cached_statements=256
+        )
         conn.row_factory = sqlite3.Row
         if str(path) != ":memory:":
             conn.execute("PRAGMA journal_mode=WAL")
@@ -339,6 +341,10 @@ class KnowledgeBase:
         self._components: list[sqlite3.Row] | None = None
         self._org_cache: dict[str, Organization | None] = {}
         self._cycles: dict[str, list[sqlite3.Row]] | None = None
+        self._details: dict[str, tuple[Any, ...]] = {}
+        self._objs: dict[tuple[str, str | None], Vulnerability] = {}
+        self._kev: dict[str, str] | None = None
+        self._unkeyed: frozenset[str] | None = None
 
     # --- lifecycle of the object
     @classmethod
@@ -367,6 +373,10 @@ class KnowledgeBase:
         """Forget cached lookups after a write."""
         self._components = None
         self._cycles = None
+        self._kev = None
+        self._unkeyed = None
+        self._details.clear()
+        self._objs.clear()
         self._org_cache.clear()
         self._component_info.cache_clear()
         self._match.cache_clear()
@@ -639,60 +649,118 @@ class KnowledgeBase:
         marks = ",".join("?" * len(keys))
         up = versions.upstream(version)
         vkey = versions.plain_key(up)
-        select = f"""SELECT a.*, v.aliases, v.severity, v.cvss, v.summary, v.epss, v.source,
-                       v.kev_added, k.date_added AS kev_date
-                FROM vuln_affected a JOIN vulns v ON v.id = a.vuln_id
-                LEFT JOIN kev k ON k.cve_id = v.cve_id
-                WHERE a.product IN ({marks})"""
-        if vkey is None:
-            rows = self._rows(select, tuple(keys))
-        else:
-            # Plain version: SQLite does the range test on keyed rows; the rest come back whole.
-            ranged = (
-                select
-                + """ AND (a.keyed = 0 OR (
-                      (a.exact_key IS NULL OR a.exact_key = :k)
-                      AND (a.lo_key IS NULL OR a.lo_key < :k
-                           OR (a.start_incl IS NOT NULL AND a.lo_key = :k))
-                      AND (a.hi_key IS NULL OR a.hi_key > :k
-                           OR (a.end_incl IS NOT NULL AND a.hi_key = :k))))"""
+        matched: dict[str, str | None] = {}
+        if vkey is not None:
+            # Plain version: SQLite evaluates the ranges of keyed rows; only matches come back.
+            for vid, row_vendor, product, fixed in self._rows(
+                "SELECT vuln_id, vendor, product, COALESCE(fixed, end_excl) FROM vuln_affected "
+                f"WHERE product IN ({marks}) AND keyed = 1" + _KEYED_RANGE,
+                (*keys, *([vkey] * _KEYED_RANGE_PARAMS)),
+            ):
+                if vid in matched or (
+                    vendor and row_vendor and row_vendor != vendor and product != name
+                ):
+                    continue
+                matched[vid] = fixed
+            unkeyed = self._unkeyed_products()
+            rest = (
+                self._rows(
+                    f"SELECT {_ROW_COLUMNS} FROM vuln_affected "
+                    f"WHERE product IN ({marks}) AND keyed = 0",
+                    tuple(keys),
+                )
+                if not unkeyed.isdisjoint(keys)
+                else []
             )
-            rows = self._rows(ranged.replace(":k", "?"), (*keys, *([vkey] * ranged.count(":k"))))
-        found: dict[str, Vulnerability] = {}
-        for r in rows:
-            if r["vuln_id"] in found:
+        else:
+            rest = self._rows(
+                f"SELECT {_ROW_COLUMNS} FROM vuln_affected WHERE product IN ({marks})", tuple(keys)
+            )
+        for r in rest:
+            vid = r[0]
+            if vid in matched:
                 continue
-            if vendor and r["vendor"] and r["vendor"] != vendor and r["product"] != name.lower():
+            if vendor and r[2] and r[2] != vendor and r[1] != name:
                 continue
-            eco = r["ecosystem"]
+            eco = r[3]
             if ecosystem and eco and not eco.lower().startswith(ecosystem):
                 continue
             # Distribution ranges (OSV Debian/Alpine) use packaged versions; CPE ranges upstream.
-            v = version if eco else up
-            if not (vkey is not None and r["keyed"]) and not versions.in_range(
-                v,
-                exact=r["exact"],
-                start_incl=r["start_incl"],
-                start_excl=r["start_excl"],
-                end_incl=r["end_incl"],
-                end_excl=r["end_excl"],
-                scheme=r["scheme"],
+            if not versions.in_range(
+                version if eco else up,
+                exact=r[5],
+                start_incl=r[6],
+                start_excl=r[7],
+                end_incl=r[8],
+                end_excl=r[9],
+                scheme=r[4],
             ):
                 continue
-            kev_date = r["kev_date"] or r["kev_added"]
-            found[r["vuln_id"]] = Vulnerability(
-                id=r["vuln_id"],
-                aliases=tuple(json.loads(r["aliases"])),
-                severity=r["severity"],
-                cvss=r["cvss"],
-                kev=kev_date is not None,
-                kev_date=kev_date,
-                epss=r["epss"],
-                summary=r["summary"],
-                fixed_version=r["fixed"] or r["end_excl"],
-                source=r["source"],
+            matched[vid] = r[10] or r[9]
+        if not matched:
+            return ()
+        found = self._vulnerability_objects(matched)
+        return tuple(sorted(found, key=lambda x: (not x.kev, -(x.cvss or 0.0), x.id)))
+
+    def _vulnerability_objects(self, matched: dict[str, str | None]) -> list[Vulnerability]:
+        objs = self._objs
+        missing = tuple(vid for vid, fixed in matched.items() if (vid, fixed) not in objs)
+        if missing:
+            details = self._vuln_details(missing)
+            kev = self._kev_dates()
+            for vid in missing:
+                fixed = matched[vid]
+                aliases, severity, cvss, summary, epss, source, kev_added, cve = details[vid]
+                kev_date = (kev.get(cve) if cve else None) or kev_added
+                objs[(vid, fixed)] = Vulnerability(
+                    id=vid,
+                    aliases=aliases,
+                    severity=severity,
+                    cvss=cvss,
+                    kev=kev_date is not None,
+                    kev_date=kev_date,
+                    epss=epss,
+                    summary=summary,
+                    fixed_version=fixed,
+                    source=source,
+                )
+            while len(objs) > _DETAILS_MAX:
+                objs.pop(next(iter(objs)))
+        return [objs[item] for item in matched.items()]
+
+    def _vuln_details(self, ids: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
+        """Per-vulnerability fields, from a bounded cache (many lookups share the same CVEs)."""
+        cache = self._details
+        missing = [i for i in ids if i not in cache]
+        for start in range(0, len(missing), 256):
+            chunk = list(missing[start : start + 256])
+            # Pad to a power of two so only a few distinct statements reach the statement cache.
+            size = 1 << (len(chunk) - 1).bit_length()
+            chunk += [chunk[-1]] * (size - len(chunk))
+            for r in self._rows(
+                "SELECT id, aliases, severity, cvss, summary, epss, source, kev_added, cve_id "
+                f"FROM vulns WHERE id IN ({','.join('?' * size)})",
+                chunk,
+            ):
+                aliases = tuple(json.loads(r[1])) if r[1] != "[]" else ()
+                cache[r[0]] = (aliases, r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        while len(cache) > _DETAILS_MAX:
+            cache.pop(next(iter(cache)))
+        return {i: cache[i] for i in ids}
+
+    def _unkeyed_products(self) -> frozenset[str]:
+        """Products with rows SQLite cannot range-test (few: distribution and PyPI ranges)."""
+        if self._unkeyed is None:
+            self._unkeyed = frozenset(
+                r[0]
+                for r in self._rows("SELECT DISTINCT product FROM vuln_affected WHERE keyed = 0")
             )
-        return tuple(sorted(found.values(), key=lambda x: (not x.kev, -(x.cvss or 0.0), x.id)))
+        return self._unkeyed
+
+    def _kev_dates(self) -> dict[str, str]:
+        if self._kev is None:
+            self._kev = {r[0]: r[1] for r in self._rows("SELECT cve_id, date_added FROM kev")}
+        return self._kev
 
     # --- parts, models, firmware, assets
     def _part(self, r: sqlite3.Row) -> Part:
@@ -796,6 +864,17 @@ class KnowledgeBase:
     def assets(self) -> Iterator[Asset]:
         for r in self._rows("SELECT * FROM assets ORDER BY device_id"):
             yield _asset(r)
+
+
+_DETAILS_MAX = 200_000
+_KEYED_RANGE = """ AND (exact_key IS NULL OR exact_key = ?)
+      AND (lo_key IS NULL OR lo_key < ? OR (start_incl IS NOT NULL AND lo_key = ?))
+      AND (hi_key IS NULL OR hi_key > ? OR (end_incl IS NOT NULL AND hi_key = ?))"""
+_KEYED_RANGE_PARAMS = _KEYED_RANGE.count("?")
+_ROW_COLUMNS = (
+    "vuln_id, product, vendor, ecosystem, scheme, exact, start_incl, start_excl, end_incl, "
+    "end_excl, fixed"
+)
 
 
 def _asset(r: sqlite3.Row) -> Asset:
