@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from agent import __version__
 from agent import envelope as wire
 from agent.config import AgentConfig, load
 from agent.errors import AgentError, ConfigError
@@ -29,7 +30,7 @@ from agent.publish.interface import Publisher, PublishError
 
 log = logging.getLogger("dunewatch.agent")
 
-AGENT_VERSION = "0.1.0"
+AGENT_VERSION = __version__
 # After SIGTERM, how long to keep delivering what the outbox holds before disconnecting.
 FLUSH_SECONDS = 5.0
 # ACL denials of the same topic are reported as an event at most this often.

@@ -53,6 +53,8 @@ def outbox_depth(path: Path) -> int:
     con = sqlite3.connect(path)
     try:
         return int(con.execute("SELECT count(*) FROM messages").fetchone()[0])
+    except sqlite3.OperationalError:  # the agent has created the file but not yet the table
+        return 0
     finally:
         con.close()
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from collector.broker.mosquitto import free_port
+from collector.broker.mosquitto import free_port, wait_for_port
 from tests.agent.mqtt_support import AgentProc, Recorder, start_agent, write_config
 from tests.support.services import wait_until
 
@@ -112,6 +112,7 @@ def test_agent_over_mutual_tls(
             f"listener {plain} 127.0.0.1",  # plain listener for the test's collector
         ),
     )
+    assert wait_for_port("127.0.0.1", plain, 15)
     rec = Recorder(plain).start()
     try:
         tls = {

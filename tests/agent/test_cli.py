@@ -83,3 +83,12 @@ def test_run_without_device_id_is_one_clear_line() -> None:
         out.stderr.strip()
         == "dunewatch-agent: error: [agent] device_id is required (or --device-id)"
     )
+
+
+def test_agent_version_matches_the_distribution() -> None:
+    import tomllib
+
+    import agent
+
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert agent.__version__ == meta["project"]["version"]
