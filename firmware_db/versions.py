@@ -278,10 +278,10 @@ def in_range(
     end_excl: str | None = None,
     scheme: str = "auto",
 ) -> bool:
-    """True when `version` lies in the range; an all-empty range means 'every version'."""
+    """True when `version` meets every given bound; no bounds at all means 'every version'."""
     try:
-        if exact is not None:
-            return compare(version, exact, scheme) == 0
+        if exact is not None and compare(version, exact, scheme) != 0:
+            return False
         if start_incl is not None and compare(version, start_incl, scheme) < 0:
             return False
         if start_excl is not None and compare(version, start_excl, scheme) <= 0:
