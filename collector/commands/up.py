@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -130,8 +131,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
+_progress_log = logging.getLogger("dunewatch.up.progress")
+_json_logs = False
+
+
 def _err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """Progress for people on stderr; with --log-format json, one JSON log line instead."""
+    if _json_logs:
+        _progress_log.info("%s", msg.strip())
+    else:
+        print(msg, file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -154,6 +163,8 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace, devices: int) -> int:
+    global _json_logs
+    _json_logs = getattr(args, "log_format", "text") == "json"
     from collector import stack_report
     from collector.stack import Stack, StackConfig
 

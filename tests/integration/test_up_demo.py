@@ -86,9 +86,9 @@ def test_demo_runs_the_whole_system_and_writes_the_report(tmp_path: Path) -> Non
             *_cli(),
             "demo",
             "--devices",
-            "24",
+            "16",
             "--duration",
-            "12",
+            "8",
             "--data-dir",
             str(data),
             "--scan-root",
@@ -117,7 +117,7 @@ def test_demo_runs_the_whole_system_and_writes_the_report(tmp_path: Path) -> Non
     # the database holds the fleet, every simulated device flagged, and this machine, not flagged
     db = data / "dunewatch.db"
     sims = _devices(db, "sim-")
-    assert len(sims) == 24 and all(d.simulated for d in sims)
+    assert len(sims) == 16 and all(d.simulated for d in sims)
     assert {d.status for d in sims} <= {"online", "offline", "stale"}
     assert all(d.tags.get("simulated") == "true" and d.tags.get("district") for d in sims)
     local = _devices(db, "local-")
@@ -139,11 +139,15 @@ def test_demo_runs_the_whole_system_and_writes_the_report(tmp_path: Path) -> Non
 def test_up_falls_back_to_the_embedded_broker_and_reuses_its_data_dir(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = _env_without_mosquitto()
-    args = [*_cli(), "up", "--duration", "4", "--data-dir", str(data), "--no-scan"]
+    args = [*_cli(), "--log-format", "json", "up", "--duration", "3", "--data-dir", str(data)]
+    args.append("--no-scan")
     first = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "embedded" in first.stdout.splitlines()[0]
-    assert "MQTT 3.1.1 only, no shared subscriptions" in first.stderr
+    # logs and progress are JSON lines for a log shipper, the warning among them
+    logs = [json.loads(line) for line in first.stderr.splitlines() if line.strip()]
+    assert any("MQTT 3.1.1 only, no shared subscriptions" in r["msg"] for r in logs)
+    assert any(r["msg"] == "stopped cleanly" for r in logs)
     creds = json.loads((data / "credentials.json").read_text())
     assert oct((data / "credentials.json").stat().st_mode & 0o777) == "0o600"
     db = data / "dunewatch.db"
