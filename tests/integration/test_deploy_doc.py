@@ -88,6 +88,8 @@ def test_the_first_block_only_sets_variables() -> None:
 
 
 def test_every_deployment_command_in_the_guide_runs(sandbox: dict[str, str]) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the guide hands files to the mosquitto user with chown: needs root")
     for tool, pkg in (
         ("mosquitto", "mosquitto"),
         ("mosquitto_passwd", "mosquitto"),
