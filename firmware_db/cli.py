@@ -198,6 +198,7 @@ def cmd_vendor(args: argparse.Namespace) -> int:
             "community": org.community,
             "roles": list(org.roles),
             "iana_pens": list(org.iana_pens),
+            "flags": list(org.flags),
             "source": org.source,
         }
         rows = [(k, ", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in data.items()]

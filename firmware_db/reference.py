@@ -36,6 +36,7 @@ FILES: Final = (
     "lifecycles.csv",
     "device_models.csv",
     "firmware_releases.csv",
+    "org_flags.csv",
 )
 
 
@@ -72,6 +73,7 @@ def load_reference(conn: sqlite3.Connection, data_dir: Path | None = None) -> di
                 except (ValueError, sqlite3.IntegrityError) as exc:
                     raise ReferenceDataError(f"{name} line {line}: {exc}") from exc
             counts[name] = len(rows)
+        counts["org_flags.csv"] = _load_flags(conn, data_dir)
         counts["components.csv"] = _load_components(conn, data_dir)
         counts["parts.csv"] = _load_parts(conn, data_dir)
         for name, key_sql, put in (
@@ -131,6 +133,22 @@ def _clear(conn: sqlite3.Connection) -> None:
         (ORIGIN_REFERENCE,),
     )
     conn.execute("DELETE FROM parts WHERE origin = ?", (ORIGIN_REFERENCE,))
+
+
+def _load_flags(conn: sqlite3.Connection, data_dir: Path) -> int:
+    """Restricted-list memberships and similar flags: `<flag>@<since>` on the organization."""
+    rows = _read(data_dir, "org_flags.csv")
+    for line, row in rows:
+        org, flag = (row.get("organization") or "").strip(), (row.get("flag") or "").strip()
+        if not org or not flag or not (row.get("source") or "").strip():
+            raise ReferenceDataError(f"org_flags.csv line {line}: organization, flag, source")
+        found = conn.execute("SELECT flags FROM organizations WHERE name = ?", (org,)).fetchone()
+        if found is None:
+            raise ReferenceDataError(f"org_flags.csv line {line}: unknown organization {org!r}")
+        since = (row.get("since") or "").strip()
+        flags = [*json.loads(found[0]), f"{flag}@{since}" if since else flag]
+        conn.execute("UPDATE organizations SET flags = ? WHERE name = ?", (json.dumps(flags), org))
+    return len(rows)
 
 
 def _load_components(conn: sqlite3.Connection, data_dir: Path) -> int:

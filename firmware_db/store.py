@@ -724,9 +724,10 @@ class KnowledgeBase:
                     fixed_version=fixed,
                     source=source,
                 )
-            while len(objs) > _DETAILS_MAX:
-                objs.pop(next(iter(objs)))
-        return [objs[item] for item in matched.items()]
+        result = [objs[item] for item in matched.items()]
+        while len(objs) > _DETAILS_MAX:
+            objs.pop(next(iter(objs)))
+        return result
 
     def _vuln_details(self, ids: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
         """Per-vulnerability fields, from a bounded cache (many lookups share the same CVEs)."""
@@ -744,9 +745,10 @@ class KnowledgeBase:
             ):
                 aliases = tuple(json.loads(r[1])) if r[1] != "[]" else ()
                 cache[r[0]] = (aliases, r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        result = {i: cache[i] for i in ids}
         while len(cache) > _DETAILS_MAX:
             cache.pop(next(iter(cache)))
-        return {i: cache[i] for i in ids}
+        return result
 
     def _unkeyed_products(self) -> frozenset[str]:
         """Products with rows SQLite cannot range-test (few: distribution and PyPI ranges)."""
@@ -866,7 +868,7 @@ class KnowledgeBase:
             yield _asset(r)
 
 
-_DETAILS_MAX = 200_000
+_DETAILS_MAX = 200_000  # bounded caches: ~60 MB at most
 _KEYED_RANGE = """ AND (exact_key IS NULL OR exact_key = ?)
       AND (lo_key IS NULL OR lo_key < ? OR (start_incl IS NOT NULL AND lo_key = ?))
       AND (hi_key IS NULL OR hi_key > ? OR (end_incl IS NOT NULL AND hi_key = ?))"""

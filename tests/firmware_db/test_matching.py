@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,3 +74,30 @@ def test_sql_ranges_match_python(
         got = {v.id for v in kb.vulnerabilities(name="widget", version=q)}
         assert got == want, q
     kb.close()
+
+
+def test_bounded_caches_evict_safely(monkeypatch: pytest.MonkeyPatch) -> None:
+    import firmware_db.store as store
+
+    kb = KnowledgeBase(connect(":memory:"), ":memory:")
+    conn = kb.connection
+    conn.execute("BEGIN")
+    for i in range(40):
+        put_vulnerability(
+            conn,
+            vuln_id=f"CVE-2099-{i:04d}",
+            aliases=(),
+            severity=None,
+            cvss=None,
+            summary="synthetic",
+            published=None,
+            modified=None,
+            source="test",
+            affected=[{"product": f"p{i % 4}", "end_excl": "2.0"}],
+        )
+    conn.execute("COMMIT")
+    monkeypatch.setattr(store, "_DETAILS_MAX", 5)
+    for _ in range(3):
+        for p in range(4):
+            assert len(kb.vulnerabilities(name=f"p{p}", version=f"1.{p}")) == 10
+    assert len(kb._details) <= 5 and len(kb._objs) <= 5

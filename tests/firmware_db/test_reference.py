@@ -109,6 +109,14 @@ def test_vendor_unknown_and_pen() -> None:
     assert kb.vendor_by_pen(999999999) is None
 
 
+def test_restricted_list_flags() -> None:
+    kb = firmware_db.open_default()
+    hik = kb.vendor("HiWatch")
+    assert hik is not None and "us-fcc-covered-list@2022-11-25" in hik.flags
+    axis = kb.vendor("Axis")
+    assert axis is not None and axis.flags == ()
+
+
 def test_community_suppliers() -> None:
     kb = firmware_db.open_default()
     busybox = kb.vendor("BusyBox")
