@@ -8,7 +8,7 @@ import sys
 from datetime import date
 from typing import Any
 
-FEED_NAMES = ("endoflife", "nvd", "osv", "kev", "catalogue", "firmware", "assets")
+FEED_NAMES = ("endoflife", "nvd", "osv", "kev", "epss", "catalogue", "firmware", "assets")
 
 
 def _epilog(*examples: str) -> str:

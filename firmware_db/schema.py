@@ -80,6 +80,10 @@ CREATE TABLE IF NOT EXISTS kev (
     cve_id TEXT PRIMARY KEY, date_added TEXT NOT NULL, vendor TEXT, product TEXT, name TEXT,
     due_date TEXT, ransomware TEXT, source TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS epss (
+    cve_id TEXT PRIMARY KEY, epss REAL NOT NULL, percentile REAL, score_date TEXT,
+    source TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS assets (
     device_id TEXT PRIMARY KEY, install_date TEXT, criticality REAL NOT NULL DEFAULT 1.0,
     vendor TEXT, model TEXT, tags TEXT NOT NULL DEFAULT '[]', source TEXT NOT NULL
@@ -99,5 +103,6 @@ COUNTED_TABLES: Final = (
     "vulns",
     "vuln_affected",
     "kev",
+    "epss",
     "assets",
 )

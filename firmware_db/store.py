@@ -739,8 +739,9 @@ class KnowledgeBase:
             size = 1 << (len(chunk) - 1).bit_length()
             chunk += [chunk[-1]] * (size - len(chunk))
             for r in self._rows(
-                "SELECT id, aliases, severity, cvss, summary, epss, source, kev_added, cve_id "
-                f"FROM vulns WHERE id IN ({','.join('?' * size)})",
+                "SELECT v.id, v.aliases, v.severity, v.cvss, v.summary, COALESCE(v.epss, e.epss), "
+                "v.source, v.kev_added, v.cve_id FROM vulns v "
+                f"LEFT JOIN epss e ON e.cve_id = v.cve_id WHERE v.id IN ({','.join('?' * size)})",
                 chunk,
             ):
                 aliases = tuple(json.loads(r[1])) if r[1] != "[]" else ()

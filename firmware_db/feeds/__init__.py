@@ -8,6 +8,7 @@ from typing import Final
 from firmware_db.feeds.assets import AssetsFeed
 from firmware_db.feeds.catalogue import CatalogueFeed, FirmwareFeed
 from firmware_db.feeds.endoflife import EndOfLifeFeed
+from firmware_db.feeds.epss import EpssFeed
 from firmware_db.feeds.interface import Feed, FeedError
 from firmware_db.feeds.kev import KevFeed
 from firmware_db.feeds.nvd import NvdFeed
@@ -21,6 +22,7 @@ FEEDS: Final[tuple[Feed, ...]] = (
     NvdFeed(),
     OsvFeed(),
     KevFeed(),
+    EpssFeed(),
     CatalogueFeed(),
     FirmwareFeed(),
     AssetsFeed(),

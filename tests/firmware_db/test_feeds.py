@@ -19,7 +19,7 @@ def _counts(kb: KnowledgeBase) -> dict[str, int]:
 
 def test_registry_names_unique() -> None:
     names = [f.name for f in FEEDS]
-    assert len(names) == len(set(names)) == 7
+    assert len(names) == len(set(names)) == 8
     with pytest.raises(FeedError, match="unknown feed"):
         get_feed("nope")
 
@@ -68,6 +68,15 @@ def test_kev_flags_regardless_of_import_order(kb: KnowledgeBase, data_dir: Path)
     assert not o.kev
 
 
+def test_epss_scores(kb: KnowledgeBase, data_dir: Path) -> None:
+    kb.import_feed("epss", str(data_dir / "epss_small.csv"))  # before the CVEs: order-free
+    kb.import_feed("nvd", str(data_dir / "nvd_small.json"))
+    (v,) = kb.vulnerabilities(name="openssl", version="3.0.1")
+    assert v.epss == 0.00512
+    (b,) = kb.vulnerabilities(name="busybox", version="1.30.0")
+    assert b.epss is None
+
+
 def test_reimport_is_idempotent(kb: KnowledgeBase, data_dir: Path) -> None:
     for feed, name in (
         ("nvd", "nvd_small.json"),
@@ -94,6 +103,7 @@ def test_reimport_is_idempotent(kb: KnowledgeBase, data_dir: Path) -> None:
         ("kev", "kev_bad_date.json", r"record 1 \(CVE-2021-45046\): Invalid isoformat"),
         ("endoflife", "endoflife_bad.json", r"record 1 \(9.8\): eol is neither a date"),
         ("assets", "assets_bad.csv", r"record 1 \(sim-cam-102\): day is out of range"),
+        ("epss", "epss_bad.csv", r"record 1 \(CVE-2021-36260\): epss and percentile"),
     ],
 )
 def test_malformed_feed_rejected_nothing_kept(
