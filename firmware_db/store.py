@@ -634,7 +634,8 @@ class KnowledgeBase:
             version = version or cpe_version
         if not name or not version:
             return []
-        return list(self._match(name.lower(), version, vendor, ecosystem))
+        with self._lock:  # the caches below are shared by threads using this knowledge base
+            return list(self._match(name.lower(), version, vendor, ecosystem))
 
     @lru_cache(maxsize=65536)  # noqa: B019 - cleared by invalidate() after every write
     def _match(

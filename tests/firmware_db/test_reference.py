@@ -183,3 +183,27 @@ def test_broken_reference_file_keeps_old_data(kb: KnowledgeBase, tmp_path: Path)
     with pytest.raises(firmware_db.store.FirmwareDbError, match="parts.csv line"):
         kb.load_reference(bad)
     assert kb.stats()["tables"] == before
+
+
+def test_old_schema_is_refused_with_a_tip(tmp_path: Path) -> None:
+    import sqlite3
+
+    from firmware_db.store import StoreError
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.close()
+    with pytest.raises(StoreError, match="schema 1") as info:
+        KnowledgeBase.open(path)
+    assert "remove the file" in info.value.tip
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    from firmware_db.store import StoreError
+
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable firmware_db database"):
+        KnowledgeBase.open(path)
