@@ -277,8 +277,32 @@ def _check_health(body: Mapping[str, Any]) -> None:
     _check_numbers(body, "health")
 
 
+_PLAIN_LEAVES: Final = frozenset((int, str, bool, type(None)))
+
+
+def _plain_ok(obj: Any, depth: int) -> bool:
+    """Fast path of _check_numbers for what json.loads produces (exact types, no paths kept)."""
+    vals = obj.values() if type(obj) is dict else obj
+    if depth >= 4 and vals:
+        return False
+    for v in vals:
+        t = type(v)
+        if t in _PLAIN_LEAVES:
+            continue
+        if t is float:
+            if v - v != 0.0:  # nan or infinity
+                return False
+            continue
+        if (t is dict or t is list) and _plain_ok(v, depth + 1):
+            continue
+        return False
+    return True
+
+
 def _check_numbers(obj: Any, where: str, depth: int = 0) -> None:
     """Health leaves are numbers, strings, bools or null; nesting is shallow by contract."""
+    if depth == 0 and type(obj) in (dict, list) and _plain_ok(obj, 0):
+        return  # the common case; anything else takes the slow path for a precise message
     if depth > 4:
         raise EnvelopeError("bad_body", f"{where} is nested deeper than 4 levels")
     if isinstance(obj, dict):
