@@ -286,8 +286,14 @@ class Consumer:
         c.add(s, "dropped", result.dropped)
         for r in rejects:
             c.reject(s, r.reason)
-        for dev in result.unenrolled:
-            log.warning("device %s reports without enrollment (flagged)", dev)
+        if result.unenrolled:
+            shown = ", ".join(result.unenrolled[:5])
+            more = len(result.unenrolled) - 5
+            log.warning(
+                "new device(s) reporting without enrollment (flagged): %s%s",
+                shown,
+                f" and {more} more" if more > 0 else "",
+            )
         self._ack(batch)
 
     def _ack(self, batch: list[tuple[int, int, int, _Item, bytes]]) -> None:
