@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sbom.dune import months_between, parse_date
-from sbom.model import LAYER_FIRMWARE, DeviceBom
+from sbom.model import LAYER_FIRMWARE, Component, DeviceBom
 from sbom.policy import DunePolicy
 
 HW_OK = "ok"
@@ -292,6 +292,44 @@ def _samples(points: Iterable[Any]) -> list[Sample]:
     return [p if type(p) is Sample else Sample.from_body(float(p.ts), p.body) for p in points]
 
 
+def lifecycle_finding(
+    comp: Component, today: dt.date, policy: DunePolicy
+) -> LifecycleFinding | None:
+    """The component's end-of-life finding (reached or approaching), or None."""
+    lc = comp.lifecycle
+    date = parse_date(lc.eol)
+    days = (date - today).days if date is not None else None
+    if lc.status == "eol" or (days is not None and days <= 0):
+        status = "eol"
+    elif (days is not None and days <= policy.eol_approaching_days) or (
+        lc.status == "approaching_eol"
+    ):
+        status = "approaching_eol"
+    else:
+        return None
+    return LifecycleFinding(comp.name, comp.version, comp.layer, status, lc.eol, days, lc.source)
+
+
+class AgingCache:
+    """Memo of component end-of-life findings for one fleet run (by identity; bounded)."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self._by_id: dict[int, tuple[Component, dt.date, LifecycleFinding | None]] = {}
+
+    def finding(
+        self, comp: Component, today: dt.date, policy: DunePolicy
+    ) -> LifecycleFinding | None:
+        hit = self._by_id.get(id(comp))
+        if hit is not None and hit[0] is comp and hit[1] == today:
+            return hit[2]
+        found = lifecycle_finding(comp, today, policy)
+        if len(self._by_id) >= self.max_entries:
+            self._by_id.clear()
+        self._by_id[id(comp)] = (comp, today, found)
+        return found
+
+
 def assess_device(
     bom: DeviceBom,
     kb: AgingKnowledge | None,
@@ -300,8 +338,11 @@ def assess_device(
     *,
     policy: DunePolicy | None = None,
     first_seen: float | None = None,
+    cache: AgingCache | None = None,
 ) -> AgingAssessment:
     """Everything aging about one device.
+
+    Pass one `AgingCache` for a whole fleet to evaluate each distinct component once.
 
     health_points: `Sample` values or anything with `.ts` and a wire-contract `.body`
     (e.g. the store's HealthPoint). first_seen: UNIX time the collector first saw the device,
@@ -329,20 +370,12 @@ def assess_device(
         lc = comp.lifecycle
         if lc.eol is None and lc.status not in ("eol", "approaching_eol"):
             continue  # nothing dated or flagged: the common case, decided without parsing
-        date = parse_date(lc.eol)
-        days = (date - today).days if date is not None else None
-        if lc.status == "eol" or (days is not None and days <= 0):
-            status = "eol"
-        elif (days is not None and days <= pol.eol_approaching_days) or (
-            lc.status == "approaching_eol"
-        ):
-            status = "approaching_eol"
+        if cache is not None:
+            finding = cache.finding(comp, today, pol)
         else:
-            continue
-        finding = LifecycleFinding(
-            comp.name, comp.version, comp.layer, status, lc.eol, days, lc.source
-        )
-        (eol if status == "eol" else approaching).append(finding)
+            finding = lifecycle_finding(comp, today, pol)
+        if finding is not None:
+            (eol if finding.status == "eol" else approaching).append(finding)
 
     # the device model itself (vendor catalogue)
     unsupported: list[Unsupported] = []

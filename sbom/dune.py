@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sbom.model import LAYER_FIRMWARE, LAYERS, Component, DeviceBom, DeviceInfo
+from sbom.model import LAYER_FIRMWARE, LAYERS, Component, DeviceBom, DeviceInfo, Supplier
 from sbom.policy import CAT_COMMUNITY, CAT_UNKNOWN, GRADES, DunePolicy
 
 UNKNOWN: str = "unknown"
@@ -53,19 +53,8 @@ class ComponentExposure:
     confidence: str
     evidence_path: str | None = None
 
-    @property
-    def jurisdiction(self) -> str:
-        """Bucket for concentration tables: country code, 'community' or 'unknown'."""
-        if self.category == CAT_COMMUNITY:
-            return COMMUNITY
-        return self.country or UNKNOWN
-
-    @property
-    def vendor(self) -> str:
-        """Bucket for vendor concentration: the ultimate owner, else the brand."""
-        if self.category == CAT_COMMUNITY and not (self.owner or self.supplier):
-            return COMMUNITY
-        return self.owner or self.supplier or UNKNOWN
+    jurisdiction: str = UNKNOWN  # bucket for concentration: country, "community" or "unknown"
+    vendor: str = UNKNOWN  # bucket for vendor concentration: the ultimate owner, else the brand
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +235,17 @@ def component_exposure(
         evidence=comp.evidence,
         confidence=comp.confidence,
         evidence_path=comp.evidence_path,
+        jurisdiction=COMMUNITY if category == CAT_COMMUNITY else (country or UNKNOWN),
+        vendor=_vendor_bucket(sup, category),
     )
+
+
+def _vendor_bucket(sup: Supplier | None, category: str) -> str:
+    if sup is None:
+        return UNKNOWN
+    if category == CAT_COMMUNITY and not (sup.owner or sup.name):
+        return COMMUNITY
+    return sup.owner or sup.name or UNKNOWN
 
 
 class ExposureCache:
@@ -337,10 +336,22 @@ def score_device(
     weights = policy.layer_weights
     dev = bom.device
     get = cache.get if cache is not None else None
+    by_id = cache._by_id if cache is not None else {}
+    fw_date = dev.firmware_release_date
     # per layer: [driving exposure, components, unknown suppliers]
     acc: dict[str, list[Any]] = {}
     for comp in bom.components:
-        ce = get(comp, dev) if get is not None else component_exposure(comp, dev, policy, today)
+        hit = by_id.get(id(comp))  # the cache's identity fast path, inlined: it runs per part
+        if (
+            hit is not None
+            and hit[0] is comp
+            and hit[1] == (fw_date if comp.layer == LAYER_FIRMWARE else None)
+        ):
+            ce = hit[2]
+        elif get is not None:
+            ce = get(comp, dev)
+        else:
+            ce = component_exposure(comp, dev, policy, today)
         a = acc.get(ce.layer)
         if a is None:
             if ce.layer in weights:  # else a layer this policy does not score

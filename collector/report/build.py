@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.report.interface import AlertRow, DeviceEntry, ReportData, ReportError
-from sbom.aging import AgingKnowledge, assess_device, summarize
+from sbom.aging import AgingCache, AgingKnowledge, assess_device, summarize
 from sbom.dune import ExposureCache, fleet_dune, rollup, score_device
 from sbom.model import DeviceBom
 from sbom.policy import DunePolicy
@@ -88,10 +88,17 @@ def _analyse(
     boms: dict[int, DeviceBom],
     cache: ExposureCache,
 ) -> None:
+    aging_cache = AgingCache()
     for i, item in enumerate(inputs):
         dune = score_device(item.bom, policy, today, cache=cache)
         aging = assess_device(
-            item.bom, kb, item.health, today, policy=policy, first_seen=item.first_seen
+            item.bom,
+            kb,
+            item.health,
+            today,
+            policy=policy,
+            first_seen=item.first_seen,
+            cache=aging_cache,
         )
         entries.append(DeviceEntry(dune, aging))
         if detail == 0:
