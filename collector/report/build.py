@@ -53,12 +53,14 @@ def build_report(
     cache = ExposureCache(policy, today)
     with _gc_paused():
         _analyse(inputs, policy, today, kb, detail, entries, top, boms, cache)
-    for i, bom in boms.items():
-        entries[i] = DeviceEntry(entries[i].dune, entries[i].aging, bom.components)
-    entries.sort(key=lambda e: (-e.dune.ddi, -e.dune.weight, e.dune.device_id))
-    dunes = [e.dune for e in entries]
-    fleet = fleet_dune(dunes, policy)
-    groups = rollup(dunes, by_tag, policy) if by_tag else ()
+        for i, bom in boms.items():
+            entries[i] = DeviceEntry(entries[i].dune, entries[i].aging, bom.components)
+        entries.sort(key=lambda e: e.dune.device_id)  # ties below: by device id
+        entries.sort(key=lambda e: (e.dune.ddi, e.dune.weight), reverse=True)  # stable
+        dunes = [e.dune for e in entries]
+        fleet = fleet_dune(dunes, policy)
+        groups = rollup(dunes, by_tag, policy) if by_tag else ()
+        aging = summarize((e.aging for e in entries), today)
     stamp = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     return ReportData(
         title=title,
@@ -67,7 +69,7 @@ def build_report(
         source=source,
         policy=policy,
         fleet=fleet,
-        aging=summarize((e.aging for e in entries), today),
+        aging=aging,
         devices=tuple(entries),
         by_tag=by_tag,
         groups=groups,
