@@ -39,7 +39,11 @@ class Collector:
             },
         )
         self.counters = Counters(config.ingest.workers)
-        self.mqtt = MqttSource(config.broker, config.ingest, self.opener, self.counters)
+        # ingest connections leave WAL checkpoints to this loop (see run())
+        self.ingest_opener = StoreOpener(
+            config.store.path, {**self.opener.options, "autocheckpoint": False}
+        )
+        self.mqtt = MqttSource(config.broker, config.ingest, self.ingest_opener, self.counters)
         self.sources: list[IngestSource] = [
             make_source(t, config, self.opener) for t in config.sources if t.get("type") != "mqtt"
         ]
@@ -59,7 +63,7 @@ class Collector:
             self.metrics.start()
             log.info("metrics on http://%s:%d/metrics", self.metrics.host, self.metrics.port)
         if self.config.ingest.workers == 1:
-            ingest_store = self.opener.open()
+            ingest_store = self.ingest_opener.open()
             self._source_stores.append(ingest_store)
             self.mqtt.start(ingest_store)
         else:
@@ -95,13 +99,23 @@ class Collector:
             log.error("maintenance failed: %s", exc)
 
     def run(self) -> None:
-        """Sweep and maintain until stop_event is set (by SIGTERM/SIGINT or the caller)."""
+        """Sweep, checkpoint and maintain until stop_event is set (SIGTERM/SIGINT or caller)."""
+        assert self.store is not None
+        step = min(1.0, self.config.sweep_seconds)
+        next_sweep = time.monotonic() + self.config.sweep_seconds
         next_maint = time.monotonic() + MAINTENANCE_SECONDS
-        while not self.stop_event.wait(self.config.sweep_seconds):
-            self.tick(time.time())
-            if time.monotonic() >= next_maint:
+        while not self.stop_event.wait(step):
+            try:
+                self.store.checkpoint()
+            except StoreError as exc:
+                log.warning("checkpoint: %s", exc)
+            now = time.monotonic()
+            if now >= next_sweep:
+                self.tick(time.time())
+                next_sweep = now + self.config.sweep_seconds
+            if now >= next_maint:
                 self.maintain(time.time())
-                next_maint = time.monotonic() + MAINTENANCE_SECONDS
+                next_maint = now + MAINTENANCE_SECONDS
             if not self.mqtt.alive():
                 log.error("an ingest worker died; stopping so a supervisor can restart us")
                 break

@@ -255,6 +255,10 @@ class Store(Protocol):
         """Fold new raw health into the bucketed rollups; return the number of raw rows read."""
         ...
 
+    def checkpoint(self) -> None:
+        """Housekeeping the serve loop runs every second (SQLite: WAL checkpoint)."""
+        ...
+
     def prune(self, now: float) -> int:
         """Drop raw health past retention (rollups stay); return the number of rows removed."""
         ...

@@ -167,6 +167,7 @@ class SqliteStore:
         rejects_keep: int = 1000,
         busy_timeout: float = 10.0,
         liveness: LivenessPolicy | None = None,
+        autocheckpoint: bool = True,
     ) -> None:
         if retention_days <= 0 or rollup_retention_days <= 0:
             raise StoreError("store: retention periods must be positive")
@@ -189,6 +190,10 @@ class SqliteStore:
             self.db = Database(self.conn)
             self.db.enable_wal()
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            if not autocheckpoint:
+                # ingest workers leave WAL checkpoints to the serve loop (checkpoint()), so
+                # copying pages back into the database never sits in an ingest commit
+                self.conn.execute("PRAGMA wal_autocheckpoint=0")
             self._migrate()
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
@@ -228,6 +233,13 @@ class SqliteStore:
             if isinstance(exc, sqlite3.Error):
                 raise _translate(exc, self.path) from None
             raise
+
+    def checkpoint(self) -> None:
+        """Move committed WAL pages into the database file without blocking writers."""
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
 
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
