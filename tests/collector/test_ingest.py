@@ -219,3 +219,29 @@ def test_mqtt_311_and_shared_subscription(mosquitto: Any, tmp_path: Path) -> Non
             pub.send_env(health("dev-2", boot, seq, time.time()))
         wait_until(lambda: stored_seqs(db, "dev-2") == {1, 2, 3}, 20, "3.1.1 shared ingest")
         pub.close()
+
+
+def test_tls_with_credentials(mosquitto_factory: Any, tmp_path: Path, reader: str) -> None:
+    from collector.broker.mosquitto import free_port
+    from tests.collector.helpers import make_tls_files
+
+    ca, cert, key = make_tls_files(tmp_path / "tls")
+    tls_port = free_port()
+    broker = mosquitto_factory(
+        {"dev-1": "dev-1-pw"},
+        extra_config=(
+            f"listener {tls_port} 127.0.0.1",
+            f"cafile {ca}",
+            f"certfile {cert}",
+            f"keyfile {key}",
+        ),
+    )
+    db = tmp_path / "c.db"
+    with running_consumer(
+        tls_port, db, reader=reader, url=f"mqtts://127.0.0.1:{tls_port}", ca_file=str(ca)
+    ) as (consumer, _):
+        assert consumer.broker.tls
+        pub = Publisher(broker.port, "dev-1", "dev-1-pw")  # the device on the plain listener
+        pub.send_env(health("dev-1", "b", 1, time.time()))
+        wait_until(lambda: stored_seqs(db, "dev-1") == {1}, 20, "report over TLS ingest")
+        pub.close()
