@@ -142,12 +142,12 @@ def cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def run_dunewatch(targets: list[Target]) -> Result:
+async def run_dunewatch(targets: list[Target], inventory: bool = True) -> Result:
     c0 = cpu_self()
     async with Poller() as poller:
         svc = PollService(poller)
         start = time.monotonic()
-        reports = await asyncio.gather(*(svc.poll(t, inventory=True) for t in targets))
+        reports = await asyncio.gather(*(svc.poll(t, inventory=inventory) for t in targets))
         wall = time.monotonic() - start
     ok = [r for r in reports if r.outcome == "ok"]
     for r in reports:
@@ -159,7 +159,7 @@ async def run_dunewatch(targets: list[Target]) -> Result:
         inv, h = r.inventory or {}, r.health or {}
         vbs += len(inv.get("packages", [])) + len(inv.get("parts", [])) + len(h.get("net", {}))
     return Result(
-        "dunewatch (pysnmp asyncio)",
+        "dunewatch (pysnmp asyncio)" if inventory else "dunewatch, health only (steady state)",
         wall,
         len(ok),
         len(reports) - len(ok),
@@ -258,10 +258,15 @@ def main() -> int:
         results = [asyncio.run(run_dunewatch(targets))]
         results[0].agent_cpu = agents_cpu(sims) - a0
         print(f"dunewatch: {results[0].wall:.2f} s, {results[0].ok} ok", flush=True)
+        a0 = agents_cpu(sims)
+        health = asyncio.run(run_dunewatch(targets, inventory=False))
+        health.agent_cpu = agents_cpu(sims) - a0
+        print(f"dunewatch health only: {health.wall:.2f} s, {health.ok} ok", flush=True)
         if not args.skip_peer:
             a0 = agents_cpu(sims)
             results.append(asyncio.run(run_netsnmp(targets, args.peer_parallel)))
             results[1].agent_cpu = agents_cpu(sims) - a0
+        results.append(health)
     finally:
         for sim in sims:
             sim.stop()
@@ -283,12 +288,16 @@ def main() -> int:
     print(
         f"machine: {os.cpu_count()} cores, shared with other work (load {os.getloadavg()[0]:.1f})."
     )
-    if len(results) == 2 and results[0].ok and results[1].ok:
+    if len(results) == 3 and results[0].ok and results[1].ok:
         print(
             f"net-snmp lines of output: {results[1].varbinds}; "
             f"dunewatch: {results[0].ok} reports with inventory and health"
         )
-        print(f"dunewatch is {results[1].wall / results[0].wall:.1f}x faster (wall)")
+        print(
+            f"wall: net-snmp / dunewatch = {results[1].wall / results[0].wall:.1f}; "
+            f"agents' CPU: net-snmp / dunewatch = "
+            f"{results[1].agent_cpu / max(results[0].agent_cpu, 1e-9):.1f}"
+        )
     return 0
 
 

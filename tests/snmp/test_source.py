@@ -78,3 +78,21 @@ def test_source_polls_targets_into_the_store(snmpsim: Snmpsim, tmp_path: Path) -
         assert stats["outcome_ok"] >= 2 and stats.get("store_errors", 0) == 0
     finally:
         store.close()
+
+
+def test_collector_config_builds_the_snmp_source(tmp_path: Path) -> None:
+    from collector.config import config_from_dict
+    from collector.ingest import StoreOpener, make_source
+
+    db = tmp_path / "data" / "dunewatch.db"
+    cfg = config_from_dict(
+        {"store": {"path": str(db)}, "sources": [{"type": "snmp", "targets": "t.toml"}]}
+    )
+    src = make_source(cfg.sources[0], cfg, StoreOpener(db))
+    assert isinstance(src, SnmpSource) and src.name == "snmp"
+    assert src.targets_path == tmp_path / "data" / "t.toml"
+    default = make_source({"type": "snmp"}, cfg, StoreOpener(db))
+    assert isinstance(default, SnmpSource)
+    assert default.targets_path == tmp_path / "data" / "snmp-targets.toml"
+    with pytest.raises(SnmpError, match=r"unknown key\(s\) interval"):
+        make_source({"type": "snmp", "interval": 5}, cfg, StoreOpener(db))
