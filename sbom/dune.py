@@ -306,7 +306,7 @@ class ExposureCache:
             self._by_value[key] = found
         else:
             self.hits += 1
-        if len(self._by_id) >= self.max_entries:
+        if len(self._by_id) >= self.max_entries // 4:  # identity hits need shared objects
             self._by_id.clear()
         self._by_id[id(comp)] = (comp, fw, found)
         return found
