@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,10 +200,14 @@ class FleetRunner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30.0)
-        for agent in self._agents:
-            if agent.gone:
-                continue
+
+        def goodbye(agent: _Agent) -> None:
             bye = env.state(agent.device.device_id, agent.boot, False, "shutdown", simulated=True)
             agent.pub.stop(offline=bye, timeout=2.0)
+
+        # each stop waits for its PUBACK: in parallel, or a slow broker makes this minutes long
+        live = [a for a in self._agents if not a.gone]
+        with ThreadPoolExecutor(max_workers=32, thread_name_prefix="sim-stop") as pool:
+            list(pool.map(goodbye, live))
         self._agents.clear()
         _PUB_LOG.removeFilter(_QUIET)
