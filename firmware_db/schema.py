@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS vulns (
     id TEXT PRIMARY KEY, cve_id TEXT, aliases TEXT NOT NULL DEFAULT '[]', severity TEXT, cvss REAL,
     summary TEXT NOT NULL DEFAULT '', published TEXT, modified TEXT, epss REAL,
     kev_added TEXT, source TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS vulns_cve ON vulns (cve_id);
 CREATE TABLE IF NOT EXISTS vuln_affected (
     product TEXT NOT NULL, vuln_id TEXT NOT NULL, n INTEGER NOT NULL, vendor TEXT,

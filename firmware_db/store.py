@@ -726,8 +726,10 @@ class KnowledgeBase:
                     source=source,
                 )
         result = [objs[item] for item in matched.items()]
-        while len(objs) > _DETAILS_MAX:
-            objs.pop(next(iter(objs)))
+        if len(objs) > _DETAILS_MAX:
+            # Start over rather than evict one by one: popping the oldest entry of a big dict
+            # leaves dummy slots that make every later miss probe longer.
+            objs.clear()
         return result
 
     def _vuln_details(self, ids: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
@@ -748,8 +750,8 @@ class KnowledgeBase:
                 aliases = tuple(json.loads(r[1])) if r[1] != "[]" else ()
                 cache[r[0]] = (aliases, r[2], r[3], r[4], r[5], r[6], r[7], r[8])
         result = {i: cache[i] for i in ids}
-        while len(cache) > _DETAILS_MAX:
-            cache.pop(next(iter(cache)))
+        if len(cache) > _DETAILS_MAX:
+            cache.clear()
         return result
 
     def _unkeyed_products(self) -> frozenset[str]:

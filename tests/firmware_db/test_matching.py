@@ -100,4 +100,4 @@ def test_bounded_caches_evict_safely(monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in range(3):
         for p in range(4):
             assert len(kb.vulnerabilities(name=f"p{p}", version=f"1.{p}")) == 10
-    assert len(kb._details) <= 5 and len(kb._objs) <= 5
+    assert len(kb._details) <= 10 and len(kb._objs) <= 10
