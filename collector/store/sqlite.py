@@ -152,6 +152,20 @@ class _Dev:
     vendor: str | None = None
     model: str | None = None
     firmware: str | None = None
+    stored_interval: float | None = None
+    stored_boot: str | None = None
+
+    def only_seen(self) -> bool:
+        """Nothing but liveness and last_seen changed: a plain UPDATE is enough."""
+        return (
+            self.exists
+            and self.agent_version is None
+            and self.vendor is None
+            and self.model is None
+            and self.firmware is None
+            and (self.interval is None or self.interval == self.stored_interval)
+            and (self.boot_id is None or self.boot_id == self.stored_boot)
+        )
 
 
 class SqliteStore:
@@ -267,7 +281,8 @@ class SqliteStore:
         """One query for every device of the batch (the id list goes in as one JSON array)."""
         out = {dev_id: _Dev() for dev_id in ids}
         rows = self.conn.execute(
-            "SELECT device_id, status, status_since, enrolled, last_state FROM devices "
+            "SELECT device_id, status, status_since, enrolled, last_state, interval, boot_id "
+            "FROM devices "
             "WHERE device_id IN (SELECT value FROM json_each(?))",
             (_dumps(list(ids)),),
         )
@@ -278,6 +293,8 @@ class SqliteStore:
                 enrolled=bool(row[3]),
                 last_state=row[4],
                 exists=True,
+                stored_interval=row[5],
+                stored_boot=row[6],
             )
         return out
 
@@ -476,6 +493,11 @@ class SqliteStore:
                 rows,
             )
         unenrolled = tuple(d for d, dev in devs.items() if not dev.exists and dev.touched)
+        touched = [(d, dev) for d, dev in devs.items() if dev.touched]
+        conn.executemany(
+            "UPDATE devices SET status = ?, status_since = ?, last_seen = ? WHERE device_id = ?",
+            [(dev.status, dev.status_since, received, d) for d, dev in touched if dev.only_seen()],
+        )
         conn.executemany(
             "INSERT INTO devices (device_id, status, status_since, first_seen, last_seen, source, "
             "agent_version, interval, boot_id, last_state, vendor, model, firmware) "
@@ -506,8 +528,8 @@ class SqliteStore:
                     dev.model,
                     dev.firmware,
                 )
-                for d, dev in devs.items()
-                if dev.touched
+                for d, dev in touched
+                if not dev.only_seen()
             ],
         )
         gaps = sum(gap_delta.values())
