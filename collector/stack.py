@@ -209,12 +209,20 @@ class Stack:
             raise StackError(f"broker: {exc}", tip="give --broker mqtt://HOST:PORT") from None
         ep = self.broker.endpoint
         self._mark("broker", "running", f"{ep.kind} at {ep.url}, MQTT {ep.protocol}")
+        if ep.kind == "url":
+            dev = local_device_id()
+            self.progress(
+                f"broker {ep.url} is not managed here: the local agent logs in as {dev!r} with "
+                f"the password in {self.credentials.path}; enroll it in that broker "
+                f"(user {dev}, write {cfg.root}/v1/{dev}/#)"
+            )
 
     def _client_credentials(self, user: str) -> tuple[str | None, str | None]:
-        """Who a client logs in as: our generated user, or the URL's user for a foreign broker."""
+        """Who a client logs in as. On a broker given by URL the collector uses the URL's user;
+        devices always log in as themselves with the password kept in credentials.json."""
         assert self.broker is not None and self.credentials is not None
         ep = self.broker.endpoint
-        if ep.kind == "url":
+        if ep.kind == "url" and user == COLLECTOR_USER:
             return ep.username, ep.password
         return user, self.credentials.users[user]
 

@@ -13,9 +13,11 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from collector.stack import local_device_id
 from collector.store import DeviceSummary, open_store
 from tests.support.services import require_tool, wait_until
 
@@ -217,3 +219,25 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
     assert url.returncode == 2
     assert "broker URL 'http://x': scheme must be mqtt:// or mqtts://" in url.stderr
     assert "Traceback" not in url.stderr
+
+
+def test_up_uses_a_broker_given_by_url(tmp_path: Path, mosquitto_factory: Any) -> None:
+    """An existing broker: the collector logs in with the URL's user, the local agent as itself
+    with the password the operator enrolled (kept in credentials.json)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    dev = local_device_id()
+    (data / "credentials.json").write_text(json.dumps({"users": {dev: "agent-pw"}}))
+    broker = mosquitto_factory({dev: "agent-pw"})
+    url = f"mqtt://collector:collector-pw@127.0.0.1:{broker.port}"
+    proc = subprocess.run(
+        [*_cli(), "up", "--broker", url, "--duration", "3", "--data-dir", str(data), "--no-scan"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"127.0.0.1:{broker.port} (url, MQTT 5)" in proc.stdout.splitlines()[0]
+    assert "is not managed here" in proc.stderr
+    assert not (data / "mosquitto").exists()  # nothing of ours was started
+    assert _health_count(data / "dunewatch.db", dev) > 0
