@@ -164,7 +164,8 @@ def test_up_falls_back_to_the_embedded_broker_and_reuses_its_data_dir(tmp_path: 
     assert (data / "report.html").is_file()
 
 
-def test_up_stops_cleanly_on_sigint_and_serves_metrics(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_up_stops_cleanly_on_a_signal_and_serves_metrics(tmp_path: Path, sig: int) -> None:
     require_tool("mosquitto", "mosquitto")
     data = tmp_path / "data"
     proc = subprocess.Popen(
@@ -190,14 +191,14 @@ def test_up_stops_cleanly_on_sigint_and_serves_metrics(tmp_path: Path) -> None:
             timeout=30,
             what="the local agent online",
         )
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err[-3000:]
-    assert "SIGINT: stopping" in err and "stopped cleanly" in err
+    assert f"{signal.Signals(sig).name}: stopping" in err and "stopped cleanly" in err
     # the local agent said goodbye: offline by clean shutdown, not by silence
     assert [d.status for d in _devices(db, "local-")] == ["offline"]
     # nothing left listening: the mosquitto this run started is gone
