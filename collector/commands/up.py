@@ -22,9 +22,8 @@ generated password file and ACL; else the embedded MQTT 3.1.1 broker), the colle
 agent watching this machine and an SBOM scan of /. Ctrl-C stops everything cleanly; a second
 run reuses the data directory.
 
-example:
-  dunewatch up
-  dunewatch up --data-dir /var/lib/dunewatch --broker mqtts://broker.example.org:8883
+example: dunewatch up
+example: dunewatch up --data-dir /var/lib/dunewatch --broker mqtts://broker.example.org:8883
 """
 
 DEMO_EPILOG = """\
@@ -33,9 +32,8 @@ publishing through the real broker, some agentless devices answered by snmpsim, 
 offline and some on end-of-life firmware. At the end it writes the HTML report and prints a
 summary. Everything simulated is labelled so.
 
-example:
-  dunewatch demo
-  dunewatch demo --devices 50 --duration 20 --data-dir /tmp/dunewatch-demo
+example: dunewatch demo
+example: dunewatch demo --devices 50 --duration 20 --data-dir /tmp/dunewatch-demo
 """
 
 

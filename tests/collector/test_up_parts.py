@@ -22,10 +22,13 @@ from collector.broker.select import (
     choose,
     parse_url,
 )
+from collector.cli import build_parser
 from collector.sim.fleet import CLASSES, SimError, build_fleet, health_body, inventory_hash
 from collector.sim.snmprec import snmprec
 from collector.stack import Credentials, StackConfig, StackError, local_device_id
 from tests.support.services import require_tool, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class _Client:
@@ -211,3 +214,14 @@ def test_stack_config_rejects_nonsense() -> None:
     with pytest.raises(StackError, match="--devices"):
         StackConfig(devices=-1)
     assert env.DEVICE_ID_RE.match(local_device_id())
+
+
+@pytest.mark.parametrize("cmd", ["up", "demo"])
+def test_help_has_an_example_and_the_guide_documents_it(
+    cmd: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([cmd, "--help"])
+    assert exc.value.code == 0
+    assert f"example: dunewatch {cmd}" in capsys.readouterr().out
+    assert f"dunewatch {cmd}" in (REPO / "docs" / "deploy.md").read_text()
