@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import sqlite3
@@ -259,6 +260,7 @@ def main() -> int:
         (child_import_stream if kind == "stream" else child_import_naive)(feed, db)
         return 0
 
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores)")
     with tempfile.TemporaryDirectory(prefix="fwdb-bench-") as tmp:
         d = Path(tmp)
         db = d / "lookup.sqlite"
@@ -300,6 +302,7 @@ def main() -> int:
             f"  {'peer: json.load + executemany':38} {peer['seconds']:9.2f} "
             f"{peer['peak_rss_mb']:8.0f} MB   (two bare tables)"
         )
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores)")
     return 0
 
 

@@ -161,6 +161,7 @@ def _cmp_semver(a: str, b: str) -> int:
     return (la > lb) - (la < lb)
 
 
+@lru_cache(maxsize=65536)
 def plain_key(version: str) -> bytes | None:
     """A byte string that sorts like `compare` does for "plain" versions, else None.
 
@@ -256,6 +257,7 @@ def compare(a: str, b: str, scheme: str = "auto") -> int:
     return _COMPARERS[scheme](a, b)
 
 
+@lru_cache(maxsize=65536)
 def upstream(version: str) -> str:
     """The upstream part of a packaged version: drop a Debian epoch/revision or Alpine -rN."""
     v = _LEADING_V.sub("", version.strip())
