@@ -145,6 +145,23 @@ class JsonStream:
         """The next non-blank character ('' at end of file)."""
         return self._peek()
 
+    def lines(self) -> Iterator[str]:
+        """The unconsumed text as lines, streamed (for CSV after sniffing the first character)."""
+        pending = self._buf[self._pos :]
+        self._buf, self._pos = "", 0
+        carry = ""
+        for line in pending.splitlines(keepends=True):
+            if line.endswith(("\n", "\r")):
+                yield line
+            else:
+                carry = line
+        for line in self._stream:
+            if carry:
+                line, carry = carry + line, ""
+            yield line
+        if carry:
+            yield carry
+
     def rest(self) -> str:
         """Everything not yet consumed (for documents known to be small)."""
         out = self._buf[self._pos :] + self._stream.read()

@@ -95,9 +95,15 @@ class OsvFeed:
 
     def _records(self, stream: TextIO, source: str) -> Iterator[tuple[int, Any]]:
         if source.lower().endswith(".zip"):
-            data = stream.buffer.read() if hasattr(stream, "buffer") else b""
+            raw = getattr(stream, "buffer", None)
+            # A local file is read in place (zip needs seeking); a download is buffered first.
+            source_file = (
+                raw
+                if raw is not None and raw.seekable()
+                else io.BytesIO(raw.read() if raw is not None else b"")
+            )
             try:
-                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                with zipfile.ZipFile(source_file) as zf:
                     names = sorted(n for n in zf.namelist() if n.endswith(".json"))
                     for index, member in enumerate(names):
                         try:

@@ -25,7 +25,7 @@ def records(
         except JsonStreamError as exc:
             raise record_error(feed, source, exc.index, None, f"malformed JSON: {exc}") from exc
         return
-    reader = csv.DictReader(js.rest().splitlines())
+    reader = csv.DictReader(js.lines())
     for index, row in enumerate(reader):
         if None in row:
             raise record_error(feed, source, index, None, f"CSV line {index + 2} has extra fields")

@@ -236,3 +236,11 @@ def test_numbers_split_across_chunks() -> None:
     for chunk in range(1, 12):
         got = [v for _, v in JsonStream(io.StringIO(text), chunk=chunk).items("vulnerabilities")]
         assert got == [12345, 67890]
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 20])
+def test_csv_lines_streamed_across_chunks(chunk: int, data_dir: Path) -> None:
+    text = (data_dir / "assets.csv").read_text()
+    js = JsonStream(io.StringIO(text), chunk=chunk)
+    assert js.peek() == "d"
+    assert "".join(js.lines()) == text
