@@ -61,6 +61,7 @@ class StackConfig:
     scan_root: Path | None = Path("/")  # None: no SBOM scan of this machine
     metrics_port: int | None = None  # None: a free loopback port
     seed: int = 8
+    report_every: float = 900.0  # seconds between report refreshes of a long run
     search_sbin: bool | None = None
 
     def __post_init__(self) -> None:
@@ -70,6 +71,8 @@ class StackConfig:
             raise StackError(f"--devices must be >= 0, got {self.devices}")
         if self.devices > 20000:
             raise StackError(f"--devices {self.devices} is more than this demo runs (max 20000)")
+        if self.report_every <= 0:
+            raise StackError(f"--report-every must be > 0 seconds, got {self.report_every}")
         if self.sim_interval <= 0 or self.agent_interval <= 0:
             raise StackError("report intervals must be > 0 seconds")
 

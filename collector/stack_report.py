@@ -14,6 +14,33 @@ from collector.stack import NOT_AVAILABLE, Stack
 SCAN_WAIT = 15.0  # seconds `finish` waits for a still-running SBOM scan
 
 
+def _report_when(stack: Stack) -> str:
+    every = stack.config.report_every
+    if stack.config.duration is not None and stack.config.duration <= every:
+        return "written when the run ends"
+    return f"written every {every:g}s and when the run ends"
+
+
+class ReportTicker:
+    """Rewrites the report every `report_every` seconds of a long `up` run; failures are told."""
+
+    def __init__(self, stack: Stack, progress: Callable[[str], None]) -> None:
+        self.stack = stack
+        self.progress = progress
+        self.last = 0.0
+
+    def __call__(self, elapsed: float) -> None:
+        self.progress(progress_line(self.stack, elapsed))
+        if elapsed - self.last < self.stack.config.report_every:
+            return
+        self.last = elapsed
+        try:
+            stack_parts.write_report(self.stack.config.db_path, self.stack.config.report_path)
+            self.progress(f"report refreshed: {self.stack.config.report_path}")
+        except Exception as exc:  # the next refresh or the final report may still work
+            self.progress(f"report refresh failed: {type(exc).__name__}: {exc}")
+
+
 def where(stack: Stack) -> str:
     """The lines a user needs first: where the report, database and metrics are."""
     cfg = stack.config
@@ -21,7 +48,7 @@ def where(stack: Stack) -> str:
     rows = [
         ("broker", f"{ep.url} ({ep.kind}, MQTT {ep.protocol})"),
         ("database", str(cfg.db_path)),
-        ("report", f"{cfg.report_path} (written when the run ends)"),
+        ("report", f"{cfg.report_path} ({_report_when(stack)})"),
         ("metrics", stack.metrics_url or NOT_AVAILABLE),
         ("sbom of this machine", str(cfg.sbom_path)),
         ("credentials", str(cfg.data_dir / "credentials.json")),

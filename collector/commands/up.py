@@ -97,6 +97,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     _common(up)
     up.add_argument(
+        "--report-every",
+        metavar="S",
+        type=_positive_float,
+        default=900.0,
+        help="rewrite the HTML report every S seconds while running (default 900)",
+    )
+    up.add_argument(
         "--duration",
         metavar="S",
         type=_positive_float,
@@ -173,6 +180,7 @@ def _run(args: argparse.Namespace, devices: int) -> int:
         devices=devices,
         metrics_port=args.metrics_port,
         scan_root=None if args.no_scan else args.scan_root,
+        report_every=getattr(args, "report_every", 900.0),
     )
     stack = Stack(cfg, progress=_err)
     demo = devices > 0
@@ -187,7 +195,7 @@ def _run(args: argparse.Namespace, devices: int) -> int:
                     "up: running; Ctrl-C stops"
                     + (f" (or after {cfg.duration:g}s)" if cfg.duration else "")
                 )
-            stack.wait(tick=5.0, on_tick=lambda t: _err(stack_report.progress_line(stack, t)))
+            stack.wait(tick=5.0, on_tick=stack_report.ReportTicker(stack, _err))
             _err(f"finishing after {stack.elapsed():.0f}s ...")
             outcome = stack_report.finish(stack, _err)
             print(outcome.text, flush=True)

@@ -169,7 +169,7 @@ def test_up_stops_cleanly_on_a_signal_and_serves_metrics(tmp_path: Path, sig: in
     require_tool("mosquitto", "mosquitto")
     data = tmp_path / "data"
     proc = subprocess.Popen(
-        [*_cli(), "up", "--data-dir", str(data), "--no-scan"],
+        [*_cli(), "up", "--data-dir", str(data), "--no-scan", "--report-every", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -191,6 +191,8 @@ def test_up_stops_cleanly_on_a_signal_and_serves_metrics(tmp_path: Path, sig: in
             timeout=30,
             what="the local agent online",
         )
+        # a long run keeps its report fresh
+        wait_until((data / "report.html").is_file, timeout=60, what="a refreshed report")
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -199,6 +201,7 @@ def test_up_stops_cleanly_on_a_signal_and_serves_metrics(tmp_path: Path, sig: in
             proc.communicate()
     assert proc.returncode == 0, err[-3000:]
     assert f"{signal.Signals(sig).name}: stopping" in err and "stopped cleanly" in err
+    assert "report refreshed" in err
     # the local agent said goodbye: offline by clean shutdown, not by silence
     assert [d.status for d in _devices(db, "local-")] == ["offline"]
     # nothing left listening: the mosquitto this run started is gone
