@@ -154,6 +154,7 @@ class _Dev:
     firmware: str | None = None
     stored_interval: float | None = None
     stored_boot: str | None = None
+    stored_last_state: str | None = None
 
     def only_seen(self) -> bool:
         """Nothing but liveness and last_seen changed: a plain UPDATE is enough."""
@@ -165,6 +166,7 @@ class _Dev:
             and self.firmware is None
             and (self.interval is None or self.interval == self.stored_interval)
             and (self.boot_id is None or self.boot_id == self.stored_boot)
+            and self.last_state == self.stored_last_state
         )
 
 
@@ -295,6 +297,7 @@ class SqliteStore:
                 exists=True,
                 stored_interval=row[5],
                 stored_boot=row[6],
+                stored_last_state=row[4],
             )
         return out
 

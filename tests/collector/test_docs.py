@@ -3,9 +3,11 @@ and every SQL query in docs/queries.md runs against a real database."""
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,17 @@ def test_every_documented_query_runs(tmp_path: Path) -> None:
     assert results[-2] == [("busybox", "1.36", "opkg")]
 
 
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """cli main() installs its own log handler on stderr; give pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("keep_logging")
 def test_cli_commands_on_a_real_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

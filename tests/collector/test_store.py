@@ -184,3 +184,15 @@ def test_sweep_uses_each_devices_interval(store: SqliteStore) -> None:
     out = store.sweep_liveness(NOW + 40)
     assert [(t.device_id, t.new, t.ts) for t in out] == [("fast", "offline", NOW + 30)]
     assert store.sweep_liveness(NOW + 40) == []
+
+
+def test_will_of_a_known_device_is_kept_against_late_reports(store: SqliteStore) -> None:
+    store.apply([h(1, NOW)], NOW)  # the device exists, online
+    will = E.make("d1", "b1", 0, "state", {"state": "offline", "reason": "will"}, ts=NOW - 5)
+    store.apply([will], NOW + 1)
+    store.apply([h(2, NOW + 2)], NOW + 2)  # late report of the same boot
+    d = store.device("d1")
+    assert d is not None and d.summary.status == "offline"
+    birth = E.make("d1", "b1", 0, "state", {"state": "online", "reason": "birth"}, ts=NOW + 3)
+    store.apply([birth], NOW + 3)
+    assert [t.reason for t in store.transitions("d1")] == ["report", "will", "birth"]
