@@ -55,6 +55,9 @@ class ComponentExposure:
 
     jurisdiction: str = UNKNOWN  # bucket for concentration: country, "community" or "unknown"
     vendor: str = UNKNOWN  # bucket for vendor concentration: the ultimate owner, else the brand
+    # Order among a layer's components, highest drives: exposure, then the riskier
+    # jurisdiction, the less substitutable part, then by name so a driver is always the same.
+    rank: tuple[float, float, float, str, str] = (0.0, 0.0, 0.0, "", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +221,7 @@ def component_exposure(
     else:
         s, s_source = policy.substitutability[comp.layer], "layer default"
     a, reason = component_aging(comp, device, policy, today)
+    exposure = j * (1.0 - s) * (0.5 + 0.5 * a)
     return ComponentExposure(
         name=comp.name,
         version=comp.version,
@@ -231,12 +235,13 @@ def component_exposure(
         s_source=s_source,
         a=a,
         a_reason=reason,
-        exposure=j * (1.0 - s) * (0.5 + 0.5 * a),
+        exposure=exposure,
         evidence=comp.evidence,
         confidence=comp.confidence,
         evidence_path=comp.evidence_path,
         jurisdiction=COMMUNITY if category == CAT_COMMUNITY else (country or UNKNOWN),
         vendor=_vendor_bucket(sup, category),
+        rank=(exposure, j, -s, comp.name, comp.version or ""),
     )
 
 
@@ -315,12 +320,6 @@ class ExposureCache:
 _NO_LAYER: dict[tuple[str, float], LayerExposure] = {}
 
 
-def _driver_key(c: ComponentExposure) -> tuple[float, float, float, str, str]:
-    # Highest exposure; ties go to the riskier jurisdiction, then the less substitutable part,
-    # then by name so the same input always names the same driver.
-    return (c.exposure, c.j, -c.s, c.name, c.version or "")
-
-
 def score_device(
     bom: DeviceBom,
     policy: DunePolicy,
@@ -360,10 +359,7 @@ def score_device(
         a[1] += 1
         if ce.category == CAT_UNKNOWN:
             a[2] += 1
-        cur = a[0]
-        if ce.exposure > cur.exposure or (
-            ce.exposure == cur.exposure and _driver_key(ce) > _driver_key(cur)
-        ):
+        if ce.rank > a[0].rank:
             a[0] = ce
     layers: list[LayerExposure] = []
     total = 0.0
