@@ -163,3 +163,25 @@ def test_report_lists_open_alerts_from_the_alert_store(
     assert [(a["id"], a["rule_id"], a["status"]) for a in doc["open"]] == [
         (opened.id, "dune.grade", "open")
     ]
+
+
+def test_malformed_inventory_is_listed_not_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collector.store import open_store
+
+    db = make_store(tmp_path / "d.db", time.time())
+    store = open_store(db)
+    try:
+        # what a faulty poller could store: the report names it instead of scoring it as empty
+        bad = {"hash": "bad", "source": "snmp", "packages": "busybox"}
+        store.record_poll("nvr-9", time.time(), "ok", inventory=bad)
+    finally:
+        store.close()
+    code, out, _ = run(capsys, "dune", "--db", str(db), "--json", "--today", TODAY)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["fleet"]["devices"] == 2
+    assert doc["skipped"] == [
+        {"device_id": "nvr-9", "reason": "nvr-9: inventory 'packages' must be a list"}
+    ]
