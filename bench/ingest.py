@@ -11,7 +11,8 @@ health envelopes (docs/protocol.md) through one load-generator account; the numb
 Then a live stream at a fixed rate (default 3,300 msg/s: 100,000 devices every 30 s) measures
 the collector's CPU and the p99 publish-to-stored latency.
 
-    python3 bench/ingest.py --devices 5000 --per-device 20 --workers 2
+    python3 bench/ingest.py --devices 10000 --per-device 20 --workers 2 --reader lean
+    python3 bench/ingest.py --live-only --devices 10000 --live-rate 3300 --workers 1 --reader lean
 """
 
 from __future__ import annotations
@@ -368,6 +369,7 @@ def main() -> int:
     ap.add_argument("--publishers", type=int, default=2, help="load generator processes")
     ap.add_argument("--live-rate", type=float, default=3300.0, help="live stream msg/s")
     ap.add_argument("--live-seconds", type=float, default=20.0)
+    ap.add_argument("--live-only", action="store_true", help="skip the backlog part")
     args = ap.parse_args()
 
     total = args.devices * args.per_device
@@ -377,70 +379,74 @@ def main() -> int:
     coll = Collector(broker.port, db, args.workers, args.reader, work)
     rows: list[tuple[str, float, float, float]] = []
     try:
-        # 1. persistent sessions for every consumer, then disconnect them
-        p = mosquitto_sub(broker.port, None, "bench-sub")
-        p.wait(30)
-        c0 = children_cpu()
-        paho_peer(broker.port, 0, create_only=True)
-        paho_startup = children_cpu() - c0  # interpreter start and imports
-        coll.start()
-        wait_for(coll.connected, 60, "collector connected")
-        startup_cpu = coll.cpu_seconds()  # imports and process start, not ingest work
-        coll.stop()
-        # 2. the backlog: queued by the broker once for each session
-        sent, secs = publish(broker.port, args.devices, args.per_device, args.publishers)
-        assert sent == total, (sent, total)
-        print(
-            f"backlog: {total} simulated health messages from {args.devices} simulated devices "
-            f"queued in {secs:.1f} s ({os.path.getsize(work / 'passwd') and ''}"
-            f"{len(envelope('sim-000000', 'bench-boot', 1, 0, time.time()))} bytes each)",
-            flush=True,
-        )
-        # 3. mosquitto_sub peer
-        b0, c0, t0 = broker.cpu(), children_cpu(), time.monotonic()
-        p = mosquitto_sub(broker.port, total, "bench-sub")
-        p.wait(600)
-        ms = time.monotonic() - t0
-        rows.append(
-            (
-                "mosquitto_sub -q 1 > /dev/null",
-                total / ms,
-                (children_cpu() - c0) / total,
-                (broker.cpu() - b0) / total,
+        if args.live_only:
+            coll.start()
+            wait_for(coll.connected, 60, "collector connected")
+        else:
+            # 1. persistent sessions for every consumer, then disconnect them
+            p = mosquitto_sub(broker.port, None, "bench-sub")
+            p.wait(30)
+            c0 = children_cpu()
+            paho_peer(broker.port, 0, create_only=True)
+            paho_startup = children_cpu() - c0  # interpreter start and imports
+            coll.start()
+            wait_for(coll.connected, 60, "collector connected")
+            startup_cpu = coll.cpu_seconds()  # imports and process start, not ingest work
+            coll.stop()
+            # 2. the backlog: queued by the broker once for each session
+            sent, secs = publish(broker.port, args.devices, args.per_device, args.publishers)
+            assert sent == total, (sent, total)
+            print(
+                f"backlog: {total} simulated health messages from {args.devices} simulated devices "
+                f"queued in {secs:.1f} s ({os.path.getsize(work / 'passwd') and ''}"
+                f"{len(envelope('sim-000000', 'bench-boot', 1, 0, time.time()))} bytes each)",
+                flush=True,
             )
-        )
-        # 4. bare paho client, parse only (its wall time excludes process start)
-        b0, c0 = broker.cpu(), children_cpu()
-        ps = paho_peer(broker.port, total, create_only=False)
-        rows.append(
-            (
-                "paho client, json.loads only (1 process)",
-                total / ps,
-                (children_cpu() - c0 - paho_startup) / total,
-                (broker.cpu() - b0) / total,
+            # 3. mosquitto_sub peer
+            b0, c0, t0 = broker.cpu(), children_cpu(), time.monotonic()
+            p = mosquitto_sub(broker.port, total, "bench-sub")
+            p.wait(600)
+            ms = time.monotonic() - t0
+            rows.append(
+                (
+                    "mosquitto_sub -q 1 > /dev/null",
+                    total / ms,
+                    (children_cpu() - c0) / total,
+                    (broker.cpu() - b0) / total,
+                )
             )
-        )
-        # 5. the collector (wall time includes its start-up)
-        coll.start()
-        b0, t0 = broker.cpu(), time.monotonic()
-        wait_for(lambda: stored(db) >= total, 900, "collector drained the backlog")
-        with_startup = time.monotonic() - t0
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        first, last = conn.execute("SELECT min(received), max(received) FROM health").fetchone()
-        after_first = conn.execute(
-            "SELECT count(*) FROM health WHERE received > ?", (first,)
-        ).fetchone()[0]
-        conn.close()
-        # sustained: rows committed after the first batch over the time since it (start-up out)
-        sustained = after_first / (last - first) if last > first else total / with_startup
-        rows.append(
-            (
-                f"dunewatch collector ({args.workers} workers, {args.reader}) -> SQLite",
-                sustained,
-                (coll.cpu_seconds() - startup_cpu) / total,
-                (broker.cpu() - b0) / total,
+            # 4. bare paho client, parse only (its wall time excludes process start)
+            b0, c0 = broker.cpu(), children_cpu()
+            ps = paho_peer(broker.port, total, create_only=False)
+            rows.append(
+                (
+                    "paho client, json.loads only (1 process)",
+                    total / ps,
+                    (children_cpu() - c0 - paho_startup) / total,
+                    (broker.cpu() - b0) / total,
+                )
             )
-        )
+            # 5. the collector (wall time includes its start-up)
+            coll.start()
+            b0, t0 = broker.cpu(), time.monotonic()
+            wait_for(lambda: stored(db) >= total, 900, "collector drained the backlog")
+            with_startup = time.monotonic() - t0
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            first, last = conn.execute("SELECT min(received), max(received) FROM health").fetchone()
+            after_first = conn.execute(
+                "SELECT count(*) FROM health WHERE received > ?", (first,)
+            ).fetchone()[0]
+            conn.close()
+            # sustained: rows committed after the first batch over the time since it (start-up out)
+            sustained = after_first / (last - first) if last > first else total / with_startup
+            rows.append(
+                (
+                    f"dunewatch collector ({args.workers} workers, {args.reader}) -> SQLite",
+                    sustained,
+                    (coll.cpu_seconds() - startup_cpu) / total,
+                    (broker.cpu() - b0) / total,
+                )
+            )
         # 6. live stream
         live_n = int(args.live_rate * args.live_seconds)
         n_dev = min(args.devices, live_n)
@@ -448,7 +454,12 @@ def main() -> int:
         before = stored(db)
         cpu_a, t_a = coll.cpu_seconds(), time.monotonic()
         sent, secs = publish(
-            broker.port, n_dev, per, args.publishers, rate=args.live_rate, seq0=args.per_device
+            broker.port,
+            n_dev,
+            per,
+            args.publishers,
+            rate=args.live_rate,
+            seq0=0 if args.live_only else args.per_device,
         )
         cpu_b, t_b = coll.cpu_seconds(), time.monotonic()
         wait_for(lambda: stored(db) >= before + sent, 120, "live stream stored")
@@ -471,22 +482,25 @@ def main() -> int:
         broker.stop()
     load = os.getloadavg()
     print()
-    ceiling = rows[0][1]
-    print(
-        f"{'consumer (same backlog)':46} {'msgs/s':>8} {'ratio':>6} {'consumer CPU':>13} "
-        f"{'broker CPU':>11}   per message"
-    )
+    ceiling = rows[0][1] if rows else 1.0
+    if rows:
+        print(
+            f"{'consumer (same backlog)':46} {'msgs/s':>8} {'ratio':>6} {'consumer CPU':>13} "
+            f"{'broker CPU':>11}   per message"
+        )
     for name, rate, cpu_msg, broker_msg in rows:
         print(
             f"{name:46} {rate:>8,.0f} {rate / ceiling:>6.2f} {cpu_msg * 1e6:>10.0f} us "
             f"{broker_msg * 1e6:>8.0f} us"
         )
-    coll_msg, broker_msg = rows[-1][2], rows[-1][3]
-    print(
-        f"CPU-bound capacity of collector + broker on {os.cpu_count()} idle cores: "
-        f"{(os.cpu_count() or 1) / (coll_msg + broker_msg):,.0f} msgs/s"
-    )
-    print()
+    if rows:
+        coll_msg, broker_msg = rows[-1][2], rows[-1][3]
+        print(f"collector wall time including its own start-up: {with_startup:.1f} s")
+        print(
+            "CPU-bound capacity of collector + broker at these CPU costs per message: "
+            f"{(os.cpu_count() or 1) / (coll_msg + broker_msg):,.0f} msgs/s"
+        )
+        print()
     print(live)
     print(
         f"  collector CPU {coll_cpu:.1f} % of one core; publish-to-stored latency "

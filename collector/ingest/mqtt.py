@@ -37,7 +37,12 @@ from collector.store.interface import Reject, Store, StoreError
 log = logging.getLogger("dunewatch.ingest")
 
 DEFAULT_SHARE_GROUP = "dunewatch"
-IDLE_FLUSH_SECONDS = 0.01  # no message for this long: the broker waits for our acks
+# The stream paused: the broker is probably waiting for our acks (its in-flight window is full).
+# A short pause ends the batch once it holds IDLE_MIN_ROWS messages; any pause of STALL_SECONDS
+# ends it whatever its size (brokers with tiny windows); otherwise batch_rows or batch_ms do.
+IDLE_FLUSH_SECONDS = 0.01
+IDLE_MIN_ROWS = 64
+STALL_SECONDS = 0.05
 _Item = Envelope | Reject
 
 
@@ -222,7 +227,8 @@ class Consumer:
 
         The pause rule matters for throughput: the broker stops sending once its in-flight
         window of unacknowledged messages is full, and we acknowledge only after a commit, so
-        waiting for a full batch would stall whenever the window is smaller than the batch.
+        waiting for a full batch would stall whenever the window is smaller than the batch. Short
+        pauses in a live stream do not end tiny batches, which keeps the cost per message low.
         """
         period = self.ingest.batch_ms / 1000.0
         idle = min(IDLE_FLUSH_SECONDS, period)
@@ -237,7 +243,8 @@ class Consumer:
                     self._stopping
                     or len(self._pending) >= self.ingest.batch_rows
                     or now - self._batch_started >= period
-                    or now - self._last_arrival >= idle
+                    or (now - self._last_arrival >= idle and len(self._pending) >= IDLE_MIN_ROWS)
+                    or now - self._last_arrival >= STALL_SECONDS
                 )
                 if not self._pending or not due:
                     if not self._pending:
