@@ -185,6 +185,7 @@ class Scheduler:
             if warning:
                 log.warning("%s", warning)
         by_id = {t.device_id: t for t in self.targets}
+        await self.service.poller.prepare(self.targets)
         try:
             while not stop.is_set():
                 now = time.monotonic()
