@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,27 +211,6 @@ def start_local_agent(
 
 def scanner_available() -> bool:
     return _have("sbom.builders.rootfs")
-
-
-def scan_rootfs(
-    root: Path, out: Path, device_id: str, progress: Callable[[str], None] | None = None
-) -> int:
-    """Scan a root filesystem into a validated CycloneDX file; returns the component count."""
-    if not (_have("sbom.builders.rootfs") and _have("sbom.output")):
-        raise PartMissing("sbom rootfs scanner missing")
-    from sbom.builders.rootfs import RootfsBuilder
-    from sbom.output import write
-
-    seen: set[str] = set()
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if progress is not None and stage not in seen:
-            seen.add(stage)
-            progress(f"sbom scan: {stage} ({done + 1}/{total})" if total else f"sbom scan: {stage}")
-
-    bom = RootfsBuilder(root, device_id=device_id, progress=on_progress).build()
-    write(bom, out)
-    return len(bom.components)
 
 
 # -- simulated fleet in the store ----------------------------------------------------------------
@@ -446,24 +425,14 @@ class ScanProcess:
 def start_scan(root: Path, out: Path, device_id: str, log_path: Path) -> ScanProcess:
     if not scanner_available():
         raise PartMissing("sbom rootfs scanner missing")
-    cmd = [sys.executable, "-m", "collector.stack_parts", "scan-rootfs", str(root), str(out)]
+    # `dunewatch sbom scan`, the command an operator would run for this machine
+    cmd = [sys.executable, "-m", "collector.cli", "sbom", "scan", str(root), "-o", str(out)]
     with log_path.open("wb") as fh:
         proc = subprocess.Popen(
-            [*cmd, device_id],
+            [*cmd, "--device-id", device_id],
             stdout=fh,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=lambda: os.nice(10),
         )
     return ScanProcess(proc, log_path)
-
-
-def _scan_main(argv: Sequence[str]) -> int:
-    root, out, device_id = argv
-    n = scan_rootfs(Path(root), Path(out), device_id, progress=lambda m: print(m, flush=True))
-    print(f"done: {n} components -> {out}", flush=True)
-    return 0
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["scan-rootfs"]:
-    sys.exit(_scan_main(sys.argv[2:]))
