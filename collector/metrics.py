@@ -134,7 +134,8 @@ def render(counters: Counters, status_counts: Mapping[str, int], extra: Mapping[
     metric(
         "dunewatch_ingest_gaps_total",
         "counter",
-        "Net sequence numbers missing (telemetry loss) found by ingest.",
+        "Sequence numbers found missing by ingest (telemetry loss); late arrivals that fill "
+        "a hole do not decrease it.",
         [("", snap["gap"])],
     )
     metric(

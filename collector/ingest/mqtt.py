@@ -274,11 +274,14 @@ class Consumer:
                 result = self.store.apply(envs, time.time(), raws)
                 self.store.record_rejects(rejects)
                 break
-            except StoreError as exc:
+            except Exception as exc:  # StoreError, or a bug: either way keep the batch, retry
                 attempts += 1
                 self.counters.add(self.slot, "store_errors")
                 self.last_error = str(exc)
-                log.error("ingest: batch of %d not stored, will retry: %s", len(batch), exc)
+                if isinstance(exc, StoreError):
+                    log.error("ingest: batch of %d not stored, will retry: %s", len(batch), exc)
+                else:
+                    log.exception("ingest: batch of %d not stored, will retry", len(batch))
                 if self._stopping and attempts >= 3:
                     # unacknowledged: the broker keeps them for our session
                     log.error("ingest: giving up on %d messages at shutdown", len(batch))
@@ -289,7 +292,8 @@ class Consumer:
         c, s = self.counters, self.slot
         c.add(s, "accepted", result.accepted)
         c.add(s, "duplicate", result.duplicates)
-        c.add(s, "gap", result.gaps)
+        if result.gaps > 0:  # a counter: holes found; late arrivals that fill them do not count
+            c.add(s, "gap", result.gaps)
         c.add(s, "dropped", result.dropped)
         for r in rejects:
             c.reject(s, r.reason)
