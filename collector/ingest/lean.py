@@ -156,11 +156,30 @@ class LeanConsumer(Consumer):
                 with contextlib.suppress(OSError):
                     self._sock.close()
 
+    def _oversized(self, buf: bytearray, i: int, end: int, first: int, length: int) -> bool | None:
+        """Reject a PUBLISH too large to hold, from its variable header alone; None if that
+        header has not arrived yet. The packet is still acknowledged after the next commit."""
+        qos = (first >> 1) & 3
+        if i + 2 > end:
+            return None
+        tlen = (buf[i] << 8) | buf[i + 1]
+        need = i + 2 + tlen + (2 if qos else 0)
+        if need > end:
+            return None
+        topic = bytes(buf[i + 2 : i + 2 + tlen]).decode(errors="replace")
+        mid = (buf[need - 2] << 8) | buf[need - 1] if qos else 0
+        detail = f"packet of {length} bytes exceeds limit {self.ingest.max_payload}"
+        self.deliver_reject(topic, "oversized", detail, length, mid, qos)
+        return True
+
     def _read_loop(self, sock: socket.socket | ssl.SSLSocket) -> None:
         buf = bytearray()
         keepalive = float(self.broker.keepalive)
         last_recv = time.monotonic()
         deliver = self.deliver
+        # a PUBLISH longer than this can only be rejected: it is never held in memory whole
+        max_packet = self.ingest.max_payload + 2 + 65535 + 2
+        skip = 0  # bytes of an oversized packet still to discard
         while not self._stopping:
             try:
                 chunk = sock.recv(262144)
@@ -176,6 +195,12 @@ class LeanConsumer(Consumer):
                 raise MqttProtocolError("no traffic from the broker within 1.5 keepalives")
             if now - self._last_send > keepalive / 2:
                 self._write(b"\xc0\x00")  # PINGREQ
+            if skip:
+                n = min(skip, len(buf))
+                del buf[:n]
+                skip -= n
+                if skip:
+                    continue
             pos, end = 0, len(buf)
             while pos + 2 <= end:
                 first = buf[pos]
@@ -193,9 +218,18 @@ class LeanConsumer(Consumer):
                     mult *= 128
                     if mult > 128**3:
                         raise MqttProtocolError("malformed remaining length")
+                ptype = first >> 4
+                if ptype == 3 and length > max_packet:
+                    head = self._oversized(buf, i, end, first, length)
+                    if head is None:
+                        break  # its topic and packet id are not here yet
+                    pos = min(i + length, end)
+                    skip = i + length - pos
+                    if skip:
+                        break
+                    continue
                 if length < 0 or i + length > end:
                     break  # incomplete packet: wait for more bytes
-                ptype = first >> 4
                 if ptype == 3:  # PUBLISH
                     qos = (first >> 1) & 3
                     tlen = (buf[i] << 8) | buf[i + 1]

@@ -210,6 +210,16 @@ class Consumer:
                 self._cond.notify()
         self.counters.add(self.slot, "received")
 
+    def deliver_reject(
+        self, topic: str, reason: str, detail: str, size: int, mid: int, qos: int
+    ) -> None:
+        """Queue a reject decided by the reader itself (a packet too large to hold)."""
+        item = self._reject(time.time(), topic, reason, detail, size)
+        with self._cond:
+            self._pending.append((self._gen, mid, qos, item, b""))
+            self._last_arrival = time.monotonic()
+        self.counters.add(self.slot, "received")
+
     def _reject(self, now: float, topic: str, reason: str, detail: str, size: int) -> Reject:
         # count the reject against the device named by the topic level, when it is a valid id
         prefix = f"{self.broker.root}/v1/"

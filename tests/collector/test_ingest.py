@@ -245,3 +245,19 @@ def test_tls_with_credentials(mosquitto_factory: Any, tmp_path: Path, reader: st
         pub.send_env(health("dev-1", "b", 1, time.time()))
         wait_until(lambda: stored_seqs(db, "dev-1") == {1}, 20, "report over TLS ingest")
         pub.close()
+
+
+def test_huge_payload_is_rejected_without_stopping_the_stream(
+    mosquitto: Any, tmp_path: Path, reader: str
+) -> None:
+    db = tmp_path / "c.db"
+    settings = IngestSettings(batch_ms=50, max_payload=4096)
+    with running_consumer(mosquitto.port, db, settings, reader=reader) as (consumer, store):
+        pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
+        pub.send("dunewatch/v1/dev-1/health", b"{" + b" " * 3_000_000 + b"}")
+        pub.send_env(health("dev-1", "b", 1, time.time()))
+        wait_until(lambda: stored_seqs(db, "dev-1") == {1}, 30, "the report after it")
+        wait_until(lambda: store.reject_counts() == {"oversized": 1}, 30, "the reject")
+        pub.close()
+        (rej,) = store.recent_rejects(5)
+        assert rej.topic == "dunewatch/v1/dev-1/health" and rej.size >= 3_000_000
