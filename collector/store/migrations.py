@@ -146,4 +146,27 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         );
         """,
     ),
+    (
+        2,
+        # Latest health becomes a pointer in the device row (one write less per report);
+        # the health_latest name stays, as a view, for queries and browsing.
+        """
+        ALTER TABLE devices ADD COLUMN health_id INTEGER;
+        ALTER TABLE devices ADD COLUMN health_ts REAL;
+        INSERT INTO health (device_id, ts, received, boot_id, seq, msg)
+            SELECT l.device_id, l.ts, l.received, l.boot_id, l.seq, l.msg FROM health_latest l
+            WHERE NOT EXISTS (SELECT 1 FROM health h WHERE h.device_id = l.device_id
+                              AND h.boot_id = l.boot_id AND h.seq = l.seq AND h.ts = l.ts);
+        UPDATE devices SET
+            health_ts = (SELECT l.ts FROM health_latest l WHERE l.device_id = devices.device_id),
+            health_id = (SELECT max(h.id) FROM health h JOIN health_latest l
+                         ON l.device_id = h.device_id AND l.boot_id = h.boot_id
+                         AND l.seq = h.seq AND l.ts = h.ts
+                         WHERE h.device_id = devices.device_id);
+        DROP TABLE health_latest;
+        CREATE VIEW health_latest AS
+            SELECT d.device_id, h.ts, h.received, h.boot_id, h.seq, h.msg, h.body
+            FROM devices d JOIN health h ON h.id = d.health_id
+        """,
+    ),
 )

@@ -155,6 +155,7 @@ class _Dev:
     stored_interval: float | None = None
     stored_boot: str | None = None
     stored_last_state: str | None = None
+    health: tuple[float | None, int | None] = (None, None)  # newest health of the batch: ts, id
 
     def only_seen(self) -> bool:
         """Nothing but liveness and last_seen changed: a plain UPDATE is enough."""
@@ -336,7 +337,7 @@ class SqliteStore:
         )
         stats: dict[str, list[int]] = {}  # accepted, duplicate, dropped
         health_rows: list[tuple[Any, ...]] = []
-        latest: dict[str, tuple[Any, ...]] = {}
+        latest: dict[str, tuple[tuple[Any, ...], int]] = {}
         inv_latest: dict[str, tuple[Envelope, str]] = {}
         snapshots: dict[str, tuple[float, str]] = {}
         inv_hist: dict[tuple[str, str], list[float]] = {}
@@ -387,8 +388,8 @@ class SqliteStore:
                 row = (dev_id, env.ts, received, env.boot_id, env.seq, msg)
                 health_rows.append(row)
                 prev = latest.get(dev_id)
-                if prev is None or env.ts >= prev[1]:
-                    latest[dev_id] = row
+                if prev is None or env.ts >= prev[0][1]:
+                    latest[dev_id] = (row, len(health_rows) - 1)
                 iv = body.get("interval")
                 if isinstance(iv, (int, float)) and not isinstance(iv, bool):
                     dev.interval = float(iv)
@@ -443,18 +444,15 @@ class SqliteStore:
                     move(dev_id, dev, STATUS_ONLINE, REASON_REPORT)
 
         if health_rows:
+            # we hold the write lock, so rowids continue from the current maximum, in order
+            base = int(conn.execute("SELECT coalesce(max(id), 0) FROM health").fetchone()[0])
             conn.executemany(
                 "INSERT INTO health (device_id, ts, received, boot_id, seq, msg) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 health_rows,
             )
-            conn.executemany(
-                "INSERT INTO health_latest (device_id, ts, received, boot_id, seq, msg) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
-                "ts = excluded.ts, received = excluded.received, boot_id = excluded.boot_id, "
-                "seq = excluded.seq, msg = excluded.msg WHERE excluded.ts >= health_latest.ts",
-                list(latest.values()),
-            )
+            for d, (row, idx) in latest.items():
+                devs[d].health = (row[1], base + 1 + idx)
         if inv_latest:
             self._write_inventory(
                 snapshots,
@@ -498,14 +496,21 @@ class SqliteStore:
         unenrolled = tuple(d for d, dev in devs.items() if not dev.exists and dev.touched)
         touched = [(d, dev) for d, dev in devs.items() if dev.touched]
         conn.executemany(
-            "UPDATE devices SET status = ?, status_since = ?, last_seen = ? WHERE device_id = ?",
-            [(dev.status, dev.status_since, received, d) for d, dev in touched if dev.only_seen()],
+            "UPDATE devices SET status = ?1, status_since = ?2, last_seen = ?3, "
+            f"{_latest_set('?4', '?5')} WHERE device_id = ?6",
+            [
+                (dev.status, dev.status_since, received, *dev.health, d)
+                for d, dev in touched
+                if dev.only_seen()
+            ],
         )
         conn.executemany(
             "INSERT INTO devices (device_id, status, status_since, first_seen, last_seen, source, "
-            "agent_version, interval, boot_id, last_state, vendor, model, firmware) "
-            "VALUES (?, ?, ?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (device_id) DO UPDATE SET status = excluded.status, "
+            "agent_version, interval, boot_id, last_state, vendor, model, firmware, health_ts, "
+            "health_id) VALUES (?, ?, ?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET "
+            f"{_latest_set('excluded.health_ts', 'excluded.health_id')}, "
+            "status = excluded.status, "
             "status_since = excluded.status_since, "
             "first_seen = coalesce(devices.first_seen, excluded.first_seen), "
             "last_seen = excluded.last_seen, "
@@ -530,6 +535,7 @@ class SqliteStore:
                     dev.vendor,
                     dev.model,
                     dev.firmware,
+                    *dev.health,
                 )
                 for d, dev in touched
                 if not dev.only_seen()
@@ -690,17 +696,14 @@ class SqliteStore:
                         "body": dict(health),
                     }
                 )
-                conn.execute(
+                cur = conn.execute(
                     "INSERT INTO health (device_id, ts, received, boot_id, seq, msg) "
                     "VALUES (?, ?, ?, ?, 0, ?)",
                     (device_id, ts, ts, _POLL_BOOT, msg),
                 )
                 conn.execute(
-                    "INSERT INTO health_latest (device_id, ts, received, boot_id, seq, msg) "
-                    "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (device_id) DO UPDATE SET "
-                    "ts = excluded.ts, received = excluded.received, boot_id = excluded.boot_id, "
-                    "seq = 0, msg = excluded.msg WHERE excluded.ts >= health_latest.ts",
-                    (device_id, ts, ts, _POLL_BOOT, msg),
+                    f"UPDATE devices SET {_latest_set('?1', '?2')} WHERE device_id = ?3",
+                    (ts, cur.lastrowid, device_id),
                 )
             conn.execute(
                 "INSERT INTO polls (device_id, ts, outcome, detail) VALUES (?, ?, ?, ?) "
@@ -852,7 +855,11 @@ class SqliteStore:
         self.rollup()
         with self._write() as conn:
             cut = min(self._last_id_received_before(now - self.retention), self._rolled_id())
-            cur = conn.execute("DELETE FROM health WHERE id <= ?", (cut,))
+            cur = conn.execute(
+                "DELETE FROM health WHERE id <= ? AND id NOT IN "
+                "(SELECT health_id FROM devices WHERE health_id IS NOT NULL)",
+                (cut,),
+            )
             removed = cur.rowcount
             conn.execute("DELETE FROM rollups WHERE bucket < ?", (now - self.rollup_retention,))
             conn.execute("DELETE FROM events WHERE ts < ?", (now - self.retention,))
@@ -1041,6 +1048,15 @@ _ROLLUP_SCALARS: tuple[tuple[str, str], ...] = (
     ("procs", "$.procs"),
     ("agent.rss", "$.agent.rss"),
 )
+
+
+def _latest_set(ts: str, health_id: str) -> str:
+    """SET clause moving the device's latest-health pointer, only forward in agent time."""
+    newer = f"{ts} IS NOT NULL AND {ts} >= coalesce(devices.health_ts, -1)"
+    return (
+        f"health_id = CASE WHEN {newer} THEN {health_id} ELSE devices.health_id END, "
+        f"health_ts = CASE WHEN {newer} THEN {ts} ELSE devices.health_ts END"
+    )
 
 
 def _summarize_inventory(dev: _Dev, body: Mapping[str, Any]) -> None:

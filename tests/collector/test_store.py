@@ -38,7 +38,7 @@ def test_wal_and_versioned_schema(tmp_path: Path) -> None:
     s.close()
     conn = sqlite3.connect(tmp_path / "a.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     conn.close()
     s2 = SqliteStore(tmp_path / "a.db")  # reopening migrates nothing and keeps the data
     assert s2.ingest_stats("d1").accepted == 1
@@ -196,3 +196,45 @@ def test_will_of_a_known_device_is_kept_against_late_reports(store: SqliteStore)
     birth = E.make("d1", "b1", 0, "state", {"state": "online", "reason": "birth"}, ts=NOW + 3)
     store.apply([birth], NOW + 3)
     assert [t.reason for t in store.transitions("d1")] == ["report", "will", "birth"]
+
+
+def test_version_1_database_is_migrated_with_its_latest_health(tmp_path: Path) -> None:
+    from collector.store.migrations import MIGRATIONS
+
+    db = tmp_path / "v1.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    for stmt in MIGRATIONS[0][1].split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+    conn.execute("PRAGMA user_version=1")
+    conn.execute("INSERT INTO devices (device_id, status) VALUES ('d1', 'online'), ('d2', 'stale')")
+    old = h(7, NOW).encode().decode()
+    conn.execute(
+        "INSERT INTO health (device_id, ts, received, boot_id, seq, msg) VALUES (?, ?, ?, ?, ?, ?)",
+        ("d1", NOW, NOW, "b1", 7, old),
+    )
+    conn.execute(
+        "INSERT INTO health_latest (device_id, ts, received, boot_id, seq, msg) "
+        "VALUES ('d1', ?, ?, 'b1', 7, ?), ('d2', ?, ?, 'b1', 3, ?)",
+        (NOW, NOW, old, NOW - 9, NOW - 9, h(3, NOW - 9, dev="d2").encode().decode()),
+    )
+    conn.close()
+    s = SqliteStore(db)
+    assert s.schema_version() == 2
+    assert s.latest_health("d1") == h(7, NOW).body
+    assert s.latest_health("d2") == h(3, 0, dev="d2").body  # kept though history had lost it
+    assert [p.seq for p in s.health_history("d1", 0)] == [7]  # not duplicated
+    s.close()
+
+
+def test_retention_keeps_each_devices_latest_health(store: SqliteStore) -> None:
+    old = NOW - 30 * 86400
+    store.apply([h(1, old, dev="quiet")], old)  # a device silent for a month
+    store.apply([h(1, old), h(2, old + 10)], old)
+    store.apply([h(3, NOW)], NOW)
+    assert store.prune(NOW) == 2  # d1's old rows go; quiet's only report stays
+    assert store.latest_health("quiet") == h(1, 0, dev="quiet").body
+    assert [p.seq for p in store.health_history("d1", 0)] == [3]
+    # and the latest pointer only moves forward in agent time
+    store.apply([h(9, NOW - 100)], NOW)
+    assert store.latest_health("d1") == h(3, 0).body
