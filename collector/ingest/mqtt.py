@@ -43,6 +43,7 @@ DEFAULT_SHARE_GROUP = "dunewatch"
 IDLE_FLUSH_SECONDS = 0.01
 IDLE_MIN_ROWS = 64
 STALL_SECONDS = 0.05
+COMMIT_LOCK_WAIT = 5.0  # past this, go ahead anyway: SQLite's own locking still holds
 _Item = Envelope | Reject
 
 
@@ -79,6 +80,8 @@ class Consumer:
         self._flusher: threading.Thread | None = None
         self._warned: set[str] = set()
         self.last_error = ""
+        # set by MqttSource for worker processes sharing one database (multiprocessing.Lock)
+        self.commit_lock: Any = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -280,24 +283,35 @@ class Consumer:
         attempts = 0
         while True:
             t0 = time.monotonic()
+            # worker processes take turns at the database through a shared lock: a worker that
+            # waits on it wakes the moment the other commits, where SQLite's busy handler
+            # would sleep in steps of up to 100 ms
+            lock = self.commit_lock
+            held = lock.acquire(timeout=COMMIT_LOCK_WAIT) if lock is not None else False
+            failed: Exception | None = None
             try:
                 result = self.store.apply(envs, time.time(), raws)
                 self.store.record_rejects(rejects)
-                break
             except Exception as exc:  # StoreError, or a bug: either way keep the batch, retry
-                attempts += 1
-                self.counters.add(self.slot, "store_errors")
-                self.last_error = str(exc)
-                if isinstance(exc, StoreError):
-                    log.error("ingest: batch of %d not stored, will retry: %s", len(batch), exc)
-                else:
-                    log.exception("ingest: batch of %d not stored, will retry", len(batch))
-                if self._stopping and attempts >= 3:
-                    # unacknowledged: the broker keeps them for our session
-                    log.error("ingest: giving up on %d messages at shutdown", len(batch))
-                    return
-                self._stop_wait.wait(delay)
-                delay = min(delay * 2, 10.0)
+                failed = exc
+            finally:
+                if held:
+                    lock.release()
+            if failed is None:
+                break
+            attempts += 1
+            self.counters.add(self.slot, "store_errors")
+            self.last_error = str(failed)
+            if isinstance(failed, StoreError):
+                log.error("ingest: batch of %d not stored, will retry: %s", len(batch), failed)
+            else:
+                log.error("ingest: batch of %d not stored, will retry", len(batch), exc_info=failed)
+            if self._stopping and attempts >= 3:
+                # unacknowledged: the broker keeps them for our session
+                log.error("ingest: giving up on %d messages at shutdown", len(batch))
+                return
+            self._stop_wait.wait(delay)
+            delay = min(delay * 2, 10.0)
         self.counters.observe_batch(self.slot, time.monotonic() - t0)
         c, s = self.counters, self.slot
         c.add(s, "accepted", result.accepted)
@@ -371,6 +385,7 @@ class MqttSource:
         self._consumer: Consumer | None = None
         self._procs: list[multiprocessing.process.BaseProcess] = []
         self._stop_event: MpEvent | None = None
+        self._commit_lock: Any = None
 
     def start(self, store: Store) -> None:
         if self.ingest.workers == 1:
@@ -386,6 +401,8 @@ class MqttSource:
             return
         ctx = multiprocessing.get_context("spawn")
         self._stop_event = ctx.Event()
+        # kept on self: the children unpickle it after start() returns
+        self._commit_lock = commit_lock = ctx.Lock()
         group = self.broker.share_group or DEFAULT_SHARE_GROUP
         for i in range(self.ingest.workers):
             proc = ctx.Process(
@@ -399,6 +416,7 @@ class MqttSource:
                     group,
                     self._stop_event,
                     logging.getLogger().level,
+                    commit_lock,
                 ),
                 name=f"dunewatch-ingest-{i}",
                 daemon=False,
@@ -435,6 +453,7 @@ def worker_main(
     group: str,
     stop_event: MpEvent,
     log_level: int,
+    commit_lock: Any = None,
 ) -> None:
     """Entry point of one ingest worker process; the parent stops it through `stop_event`."""
     from collector.logs import setup_logging
@@ -454,6 +473,7 @@ def worker_main(
         client_id=f"{broker.client_id}-{slot}",
         share_group=group,
     )
+    consumer.commit_lock = commit_lock
     consumer.start()
     stop_event.wait()
     consumer.stop()
