@@ -119,9 +119,13 @@ class SimulatedDevice:
 
     def v2c_target(self, **overrides: object) -> Target:
         """A v2c target for this device; keyword arguments override any Target field."""
-        params: dict[str, object] = {"community": self.name, "device_id": self._default_id()}
+        params: dict[str, object] = {
+            "version": "2c",
+            "community": self.name,
+            "device_id": self._default_id(),
+        }
         params.update(overrides)
-        return Target(host=self.host, port=self.port, version="2c", **params)  # type: ignore[arg-type]
+        return Target(host=self.host, port=self.port, **params)  # type: ignore[arg-type]
 
     def v3_target(self, **overrides: object) -> Target:
         """A v3 authPriv (SHA/AES) target; the device is selected by the context name."""
