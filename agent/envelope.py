@@ -345,6 +345,9 @@ def _check_event(body: Mapping[str, Any]) -> None:
             val = body.get(key)
             if isinstance(val, bool) or not isinstance(val, int) or val < 0:
                 raise EnvelopeError("bad_body", f"outbox_drop event needs integer {key!r}")
+        boot = body.get("boot")
+        if boot is not None and (not isinstance(boot, str) or not 1 <= len(boot) <= 64):
+            raise EnvelopeError("bad_body", "outbox_drop 'boot' must be a boot id string")
 
 
 _BODY_CHECKS = {

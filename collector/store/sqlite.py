@@ -333,7 +333,9 @@ class SqliteStore:
         conn = self.conn
         devs = self._load_devices({e.device_id for e in envelopes})
         streams = self._load_streams(
-            {(e.device_id, e.boot_id) for e in envelopes if e.seq > 0}, received
+            {(e.device_id, e.boot_id) for e in envelopes if e.seq > 0}
+            | {(e.device_id, _drop_boot(e)) for e in envelopes if _is_drop(e)},
+            received,
         )
         stats: dict[str, list[int]] = {}  # accepted, duplicate, dropped
         health_rows: list[tuple[Any, ...]] = []
@@ -418,10 +420,11 @@ class SqliteStore:
                         _dumps(body),
                     )
                 )
-                if body.get("type") == EVENT_DROP:
+                if _is_drop(env):
                     first, last = int(body["first_seq"]), int(body["last_seq"])
                     if 1 <= first <= last:
-                        n = streams[(dev_id, env.boot_id)].cover(first, last)
+                        # the outbox outlives restarts: the drop may belong to an earlier boot
+                        n = streams[(dev_id, _drop_boot(env))].cover(first, last)
                         st[2] += n
                         dropped += n
             if kind == KIND_STATE:
@@ -1038,6 +1041,16 @@ class SqliteStore:
                 "AND last_seen IS NOT NULL ORDER BY device_id"
             )
         ]
+
+
+def _is_drop(env: Envelope) -> bool:
+    return env.kind == KIND_EVENT and env.body.get("type") == EVENT_DROP
+
+
+def _drop_boot(env: Envelope) -> str:
+    """The boot whose seqs an outbox_drop event covers (body 'boot'; else the event's own)."""
+    boot = env.body.get("boot")
+    return boot if isinstance(boot, str) and boot else env.boot_id
 
 
 _ROLLUP_SCALARS: tuple[tuple[str, str], ...] = (

@@ -238,3 +238,21 @@ def test_retention_keeps_each_devices_latest_health(store: SqliteStore) -> None:
     # and the latest pointer only moves forward in agent time
     store.apply([h(9, NOW - 100)], NOW)
     assert store.latest_health("d1") == h(3, 0).body
+
+
+def test_drop_event_credits_the_boot_it_names(store: SqliteStore) -> None:
+    # boot b1 lost 2..3 while the broker was away; the agent restarted (boot b2) and then
+    # reported the drop from its persistent outbox: the loss belongs to b1, not to b2
+    store.apply([h(1, NOW), h(4, NOW + 3)], NOW)
+    assert store.ingest_stats("d1").gap == 2
+    drop = E.make(
+        "d1",
+        "b2",
+        1,
+        "event",
+        {"type": "outbox_drop", "count": 2, "first_seq": 2, "last_seq": 3, "boot": "b1"},
+        ts=NOW + 5,
+    )
+    store.apply([drop, h(2, NOW + 6, boot="b2")], NOW + 6)
+    st = store.ingest_stats("d1")
+    assert (st.gap, st.dropped) == (0, 2)
