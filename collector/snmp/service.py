@@ -128,11 +128,12 @@ class PollService:
         )
 
 
-def store_report(sink: PollSink, target: Target, report: PollReport) -> None:
+def store_report(sink: PollSink, target: Target, report: PollReport, ensure: bool = True) -> None:
     """Write one report to the collector store (device first, then the poll outcome)."""
-    sink.ensure_device(
-        target.device_id, source="snmp", tags=dict(target.tags), interval=target.interval
-    )
+    if ensure:
+        sink.ensure_device(
+            target.device_id, source="snmp", tags=dict(target.tags), interval=target.interval
+        )
     detail = report.detail
     sink.record_poll(
         target.device_id,
@@ -171,6 +172,7 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.stats: Counter[str] = Counter()
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._ensured: set[str] = set()  # devices created/updated in the store this run
 
     def _next(self, interval: float) -> float:
         return interval * (1 + self.rng.uniform(-self.jitter, self.jitter))
@@ -217,7 +219,9 @@ class Scheduler:
                 self.stats["reboots"] += 1
             if self.sink is not None:
                 try:
-                    store_report(self.sink, target, report)
+                    first = target.device_id not in self._ensured
+                    store_report(self.sink, target, report, ensure=first)
+                    self._ensured.add(target.device_id)
                 except Exception as exc:  # a store hiccup must not stop polling
                     self.stats["store_errors"] += 1
                     log.error("%s: storing the poll failed: %s", target.device_id, exc)
