@@ -127,11 +127,29 @@ def _ddi_table(report: Any) -> str:
     return _table(title, ("layer", "weight", "devices", "exposure", "HHI(jurisdiction)"), rows)
 
 
-def _alerts_table(alerts: list[Any]) -> str:
-    rows = [(a.severity, a.rule_id, a.device_id or "(fleet)", a.summary[:70]) for a in alerts[:10]]
-    return _table(
+def top_alerts(alerts: Sequence[Any], limit: int = 10) -> list[Any]:
+    """Worst first, then most recent: what an operator should look at first."""
+    from collector.alerts.model import severity_rank
+
+    return sorted(alerts, key=lambda a: (-severity_rank(a.severity), -a.last_seen, a.id))[:limit]
+
+
+def _alerts_table(alerts: Sequence[Any]) -> str:
+    """The ten worst open alerts, under a line counting every open alert by rule id."""
+    per_rule = Counter(a.rule_id for a in alerts)
+    ranked = sorted(per_rule.items(), key=lambda x: (-x[1], x[0]))
+    rows = [
+        (a.severity, a.rule_id, a.device_id or "(fleet)", a.summary[:70])
+        for a in top_alerts(alerts)
+    ]
+    table = _table(
         f"Top alerts ({len(alerts)} open)", ("severity", "rule", "device", "summary"), rows
     )
+    if not ranked:
+        return table
+    title, _, body = table.partition("\n")
+    counts = "  by rule: " + ", ".join(f"{rule} {n}" for rule, n in ranked)
+    return f"{title}\n{counts}\n{body}"
 
 
 def finish(stack: Stack, progress: Callable[[str], None]) -> Outcome:

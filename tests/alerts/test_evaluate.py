@@ -134,7 +134,7 @@ def test_evaluate_over_a_real_store(tmp_path: Path) -> None:
     assert by_rule["telemetry.loss"].evidence["gap"] == 2
     assert by_rule["vuln.component"].severity == "critical"
     assert by_rule["vuln.eol_exploited"].severity == "emergency"
-    assert by_rule["dune.grade"].evidence["country"] == "ZZ"
+    assert [x["country"] for x in by_rule["dune.grade"].evidence["layers"]] == ["ZZ"]
     (conc,) = [a for a in r.opened if a.dedupe_key.endswith("|soc:jurisdiction")]
     assert conc.evidence["hhi"] == 10000.0 and conc.evidence["top1"] == "ZZ"
     assert conc.dedupe_key.endswith(f"|{FLEET_TARGET}|soc:jurisdiction")

@@ -11,6 +11,7 @@ from collector.alerts.interface import Rule
 from collector.alerts.model import (
     ComponentState,
     Concentration,
+    DeviceState,
     Finding,
     FleetSnapshot,
     HealthSample,
@@ -221,15 +222,44 @@ def test_dune_grade_on_critical_layers_only() -> None:
         LayerGrade("application", "E", 0.9, driver="someapp"),
         LayerGrade("os", "C", 0.4),
     )
+    # application is not a critical layer by default: only soc counts
     (f,) = run(DuneGradeRule(), fleet(device(layer_grades=grades)))
-    assert f.key == "soc" and "driven by Hi3516EV300 from HiSilicon, CN" in f.summary
-    cfg = AlertsConfig(critical_layers=("soc", "application", "os"), dune_grade="C")
-    assert {x.key for x in run(DuneGradeRule(), fleet(device(layer_grades=grades)), cfg)} == {
-        "soc",
-        "application",
-        "os",
-    }
+    assert f.dedupe_key == f"dune.grade|{f.device_id}|"
+    assert f.severity == "high" and f.evidence["grade"] == "E"
+    assert [x["layer"] for x in f.evidence["layers"]] == ["soc"]
+    assert "soc E (Hi3516EV300 from HiSilicon, CN)" in f.summary
     assert run(DuneGradeRule(), fleet(device(layer_grades=grades[2:]))) == []
+
+
+def test_dune_grade_one_alert_per_device_listing_every_layer() -> None:
+    grades = (
+        LayerGrade("os", "C", 0.4, driver="linux"),
+        LayerGrade("soc", "E", 0.95, driver="Hi3516EV300", supplier="HiSilicon", country="CN"),
+        LayerGrade("application", "E", 0.9, driver="someapp"),
+        LayerGrade("firmware", "D", 0.7, driver="fw-1.0"),
+    )
+    cfg = AlertsConfig(critical_layers=("soc", "application", "os", "firmware"), dune_grade="C")
+    (f,) = run(DuneGradeRule(), fleet(device(layer_grades=grades)), cfg)
+    # worst first (grade, then exposure); every layer with its driver
+    assert [(x["layer"], x["grade"], x["driver"]) for x in f.evidence["layers"]] == [
+        ("soc", "E", "Hi3516EV300"),
+        ("application", "E", "someapp"),
+        ("firmware", "D", "fw-1.0"),
+        ("os", "C", "linux"),
+    ]
+    assert f.severity == "high" and "4 critical layer(s)" in f.summary
+    # severity follows the worst layer
+    (d,) = run(DuneGradeRule(), fleet(device(layer_grades=grades[3:])), cfg)
+    assert d.severity == "medium" and d.evidence["grade"] == "D"
+    (c,) = run(DuneGradeRule(), fleet(device(layer_grades=grades[:1])), cfg)
+    assert c.severity == "low"
+    # many devices: one finding each, distinct dedupe keys
+    snap = FleetSnapshot(
+        taken_at=NOW,
+        devices=tuple(DeviceState(f"cam-{i}", layer_grades=grades) for i in range(5)),
+    )
+    found = run(DuneGradeRule(), snap, cfg)
+    assert len(found) == 5 and len({x.dedupe_key for x in found}) == 5
 
 
 def test_fleet_concentration_by_hhi_and_top1() -> None:

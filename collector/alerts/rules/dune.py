@@ -11,39 +11,69 @@ DUNE_GRADE = "dune.grade"
 CONCENTRATION = "fleet.concentration"
 
 
+# Severity of the per-device alert by its worst critical layer: E is foreign-controlled core
+# technology; a lowered `dune.grade` threshold also reports D and C, but less loudly.
+GRADE_SEVERITY = {"E": "high", "D": "medium"}
+
+
 class DuneGradeRule:
-    """A critical layer at (or worse than) the configured grade, default E."""
+    """Critical layers at (or worse than) the configured grade, default E: one alert per device.
+
+    One alert per device, not per layer, so a fleet of look-alike devices does not flood the
+    alert list; the evidence lists every offending layer with its driver.
+    """
 
     rule_ids = (DUNE_GRADE,)
 
     def evaluate(self, snapshot: FleetSnapshot, config: AlertsConfig) -> Iterator[Finding]:
         floor = GRADES.index(config.dune_grade)
         for dev in snapshot.devices:
-            for lg in dev.layer_grades:
-                if lg.layer not in config.critical_layers or lg.grade not in GRADES:
-                    continue
-                if GRADES.index(lg.grade) < floor:
-                    continue
+            hits = [
+                lg
+                for lg in dev.layer_grades
+                if lg.layer in config.critical_layers
+                and lg.grade in GRADES
+                and GRADES.index(lg.grade) >= floor
+            ]
+            if not hits:
+                continue
+            # worst first: grade, then exposure, then layer name for a stable order
+            hits.sort(key=lambda lg: (-GRADES.index(lg.grade), -lg.exposure, lg.layer))
+            worst = hits[0]
+            parts = []
+            for lg in hits:
                 who = ", ".join(x for x in (lg.supplier, lg.country) if x)
-                yield Finding(
-                    rule_id=DUNE_GRADE,
-                    device_id=dev.device_id,
-                    severity="high",
-                    summary=f"{dev.device_id}: {lg.layer} layer graded {lg.grade} "
-                    f"(exposure {lg.exposure:.2f}"
-                    + (f", driven by {lg.driver}" if lg.driver else "")
-                    + (f" from {who}" if who else "")
-                    + ")",
-                    evidence={
-                        "layer": lg.layer,
-                        "grade": lg.grade,
-                        "exposure": lg.exposure,
-                        "driver": lg.driver,
-                        "supplier": lg.supplier,
-                        "country": lg.country,
-                    },
-                    key=lg.layer,
+                parts.append(
+                    f"{lg.layer} {lg.grade}"
+                    + (
+                        f" ({lg.driver}" + (f" from {who}" if who else "") + ")"
+                        if lg.driver
+                        else ""
+                    )
+                    + (f" (from {who})" if who and not lg.driver else "")
                 )
+            yield Finding(
+                rule_id=DUNE_GRADE,
+                device_id=dev.device_id,
+                severity=GRADE_SEVERITY.get(worst.grade, "low"),
+                summary=f"{dev.device_id}: {len(hits)} critical layer(s) graded "
+                f"{config.dune_grade} or worse: " + "; ".join(parts),
+                evidence={
+                    "grade": worst.grade,
+                    "threshold": config.dune_grade,
+                    "layers": [
+                        {
+                            "layer": lg.layer,
+                            "grade": lg.grade,
+                            "exposure": lg.exposure,
+                            "driver": lg.driver,
+                            "supplier": lg.supplier,
+                            "country": lg.country,
+                        }
+                        for lg in hits
+                    ],
+                },
+            )
 
 
 class ConcentrationRule:
