@@ -34,6 +34,13 @@ sweep_seconds = 5
 [metrics]
 listen = "127.0.0.1:9108"          # "" turns the endpoint off
 
+[alerts]                           # evaluate alert rules in the serve loop, deliver to sinks
+enabled = true
+every = 60                         # seconds between evaluation passes
+config = "alerts.toml"             # thresholds (docs/alerts.md); "" = defaults
+sinks = "sinks.toml"               # [[sink]] tables: log, webhook, mqtt; "" = none
+policy = ""                        # Digital Dune Index policy TOML; "" = defaults
+
 [[sources]]                        # extra ingest sources from collector.ingest.SOURCE_TYPES
 type = "snmp"
 ```
@@ -152,6 +159,32 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Alert evaluation inside `collector serve`; the files are read when the collector is built."""
+
+    enabled: bool = True
+    every: float = 60.0
+    config_file: Path | None = None
+    sinks_file: Path | None = None
+    policy_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"alerts enabled {self.enabled!r} must be true or false")
+        if isinstance(self.every, bool) or not isinstance(self.every, int | float):
+            raise ConfigError(f"alerts every {self.every!r} must be a number of seconds")
+        if not 1.0 <= self.every <= 86400.0:
+            raise ConfigError(f"alerts every {self.every:g}s must be between 1 and 86400 seconds")
+        for name, path in (
+            ("config", self.config_file),
+            ("sinks", self.sinks_file),
+            ("policy", self.policy_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"alerts {name} file {path} does not exist")
+
+
+@dataclass(frozen=True)
 class CollectorConfig:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -160,6 +193,7 @@ class CollectorConfig:
     sweep_seconds: float = 5.0
     metrics_listen: str | None = "127.0.0.1:9108"
     sources: tuple[Mapping[str, Any], ...] = ()
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def __post_init__(self) -> None:
         if self.ingest.reader == "lean" and self.broker.protocol != "3.1.1":
@@ -210,6 +244,7 @@ _SECTIONS = {
         "sweep_seconds",
     },
     "metrics": {"listen"},
+    "alerts": {"enabled", "every", "config", "sinks", "policy"},
 }
 
 
@@ -270,6 +305,14 @@ def config_from_dict(
         liveness = LivenessPolicy(**lv)
         metrics = doc.get("metrics", {}).get("listen", "127.0.0.1:9108") or None
         sources = tuple(doc.get("sources", ()))
+        al = dict(doc.get("alerts", {}))
+        alerts = AlertSettings(
+            enabled=al.get("enabled", True),
+            every=al.get("every", 60.0),
+            config_file=_opt_path(rel(al.get("config"))),
+            sinks_file=_opt_path(rel(al.get("sinks"))),
+            policy_file=_opt_path(rel(al.get("policy"))),
+        )
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return CollectorConfig(
@@ -280,4 +323,9 @@ def config_from_dict(
         sweep_seconds=sweep,
         metrics_listen=metrics,
         sources=sources,
+        alerts=alerts,
     )
+
+
+def _opt_path(value: str | None) -> Path | None:
+    return Path(value) if value else None

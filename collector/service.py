@@ -1,4 +1,4 @@
-"""`collector serve`: run the ingest sources, the liveness sweep, maintenance and `/metrics`.
+"""`collector serve`: ingest sources, liveness sweep, maintenance, alert loop and `/metrics`.
 
 The serve loop owns one store connection for the sweep and maintenance; every ingest source
 gets its own connection (SQLite serialises the writers), so no connection is shared between
@@ -13,12 +13,16 @@ import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from collector.config import CollectorConfig
+from collector.config import CollectorConfig, ConfigError
 from collector.ingest import IngestSource, StoreOpener, make_source
 from collector.ingest.mqtt import MqttSource
 from collector.metrics import Counters, MetricsServer, render
 from collector.store.interface import Store, StoreError
+
+if TYPE_CHECKING:
+    from collector.alerts.service import AlertService
 
 log = logging.getLogger("dunewatch.collector")
 
@@ -54,6 +58,7 @@ class Collector:
         self.metrics: MetricsServer | None = None
         self._status_counts: dict[str, int] = {}
         self._sweep_errors = 0
+        self.alerts = build_alert_service(config)
 
     def start(self) -> None:
         self.store = self.opener.open()
@@ -73,6 +78,9 @@ class Collector:
             self._source_stores.append(st)
             src.start(st)
             log.info("source %s started", src.name)
+        if self.alerts is not None:
+            self.alerts.start()
+            log.info("alerts evaluated every %gs", self.alerts.every)
 
     def metrics_text(self) -> str:
         extra = {"dunewatch_sweep_errors": float(self._sweep_errors)}
@@ -122,6 +130,8 @@ class Collector:
 
     def stop(self) -> None:
         """Flush and acknowledge the current batches, then close everything."""
+        if self.alerts is not None:
+            self.alerts.stop()  # finishes a running pass and its deliveries first
         for src in reversed(self.sources):
             try:
                 src.stop()
@@ -136,6 +146,33 @@ class Collector:
         if self.store is not None:
             self.store.close()
             self.store = None
+
+
+def build_alert_service(config: CollectorConfig) -> AlertService | None:
+    """The alert loop of `[alerts]`, its files read and checked now (None when disabled)."""
+    settings = config.alerts
+    if not settings.enabled:
+        return None
+    from collector.alerts.config import load_config
+    from collector.alerts.service import AlertService
+    from collector.sinks import load_sinks
+    from sbom.errors import SbomError
+
+    policy = None
+    if settings.policy_file is not None:
+        from sbom.policy import load_policy
+
+        try:
+            policy = load_policy(settings.policy_file)
+        except SbomError as exc:
+            raise ConfigError(f"alerts policy: {exc}") from None
+    return AlertService(
+        config.store.path,
+        config=load_config(settings.config_file),
+        sinks=load_sinks(settings.sinks_file) if settings.sinks_file is not None else (),
+        every=settings.every,
+        policy=policy,
+    )
 
 
 def serve(config: CollectorConfig) -> int:
