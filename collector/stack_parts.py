@@ -60,7 +60,7 @@ def start_collector(
     """Start the collector service (ingest, liveness, alerts, SNMP sources, metrics) in-process."""
     if not _have("collector.service"):
         raise PartMissing("collector service (collector/service.py) missing")
-    from collector.config import BrokerSettings, CollectorConfig, StoreSettings
+    from collector.config import AlertSettings, BrokerSettings, CollectorConfig, StoreSettings
     from collector.service import Collector
 
     cfg = CollectorConfig(
@@ -76,6 +76,7 @@ def start_collector(
         sweep_seconds=2.0,
         metrics_listen=metrics_listen,
         sources=tuple(sources),
+        alerts=AlertSettings(enabled=False),  # `up` runs its own alert loop (start_alert_service)
     )
     part = CollectorPart(Collector(cfg))
     part.start()
