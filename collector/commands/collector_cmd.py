@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "store every valid report, sweep liveness and serve /metrics. SIGTERM flushes and exits.",
         epilog="example: dunewatch collector serve --broker mqtt://127.0.0.1:1883 "
         "--db dunewatch-data/dunewatch.db --username collector --password-file collector.pw\n"
-        "example: dunewatch collector serve --config collector.toml",
+        "example: dunewatch collector serve --config collector.toml\n"
+        "example: dunewatch collector serve --broker mqtt://127.0.0.1:1883 --sinks sinks.toml "
+        "--alerts-every 30",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=Path, help="TOML config file (see docs/collector.md)")
@@ -51,6 +53,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--metrics", help="HOST:PORT of the /metrics endpoint (default 127.0.0.1:9108; 'off')"
     )
+    p.add_argument("--alerts-every", type=float, metavar="S", help="alert pass every S seconds")
+    p.add_argument("--alerts-config", type=Path, metavar="FILE", help="alert thresholds (TOML)")
+    p.add_argument("--sinks", type=Path, metavar="FILE", help="alert sinks: [[sink]] tables (TOML)")
+    p.add_argument("--policy", type=Path, metavar="FILE", help="Digital Dune Index policy (TOML)")
+    p.add_argument("--no-alerts", action="store_true", help="do not evaluate alerts")
     p.set_defaults(func=cmd_serve)
 
     p = cmds.add_parser(
@@ -135,6 +142,14 @@ def build_config(args: argparse.Namespace) -> Any:
         doc.setdefault("ingest", {})["reader"] = args.reader
     if args.metrics is not None:
         doc.setdefault("metrics", {})["listen"] = "" if args.metrics == "off" else args.metrics
+    alerts = doc.setdefault("alerts", {})
+    for flag, key in (("alerts_config", "config"), ("sinks", "sinks"), ("policy", "policy")):
+        if getattr(args, flag) is not None:
+            alerts[key] = str(getattr(args, flag).resolve())
+    if args.alerts_every is not None:
+        alerts["every"] = args.alerts_every
+    if args.no_alerts:
+        alerts["enabled"] = False
     config = config_from_dict(doc, base=base, where=str(args.config or "flags"))
     if password is not None:
         from dataclasses import replace
