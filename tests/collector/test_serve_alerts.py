@@ -1,0 +1,121 @@
+"""`collector serve` closes the alert loop: offline by will -> webhook; back online -> resolved."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import envelope as E
+from collector.config import AlertSettings, ConfigError, config_from_dict
+from collector.service import build_alert_service
+from tests.alerts.test_sinks import Hook
+from tests.collector.helpers import Publisher
+from tests.support.services import wait_until
+
+
+def _events(hook: Hook, event: str) -> list[dict[str, Any]]:
+    return [
+        n
+        for n in list(hook.received)
+        if n["event"] == event and n["alert"]["rule_id"] == "device.offline"
+    ]
+
+
+@pytest.mark.integration
+def test_offline_alert_delivered_and_resolved(mosquitto: Any, tmp_path: Path) -> None:
+    db, pw, log = tmp_path / "c.db", tmp_path / "pw", tmp_path / "serve.log"
+    pw.write_text("collector-pw\n")
+    hook = Hook()
+    sinks = tmp_path / "sinks.toml"
+    sinks.write_text(f'[[sink]]\ntype = "webhook"\nname = "oncall"\nurl = "{hook.url}"\n')
+    conf = tmp_path / "collector.toml"
+    conf.write_text(
+        '[liveness]\nsweep_seconds = 0.2\n\n[alerts]\nevery = 1\nsinks = "sinks.toml"\n'
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "collector.cli",
+        "collector",
+        "serve",
+        "--config",
+        str(conf),
+        "--broker",
+        f"mqtt://127.0.0.1:{mosquitto.port}",
+        "--db",
+        str(db),
+        "--username",
+        "collector",
+        "--password-file",
+        str(pw),
+        "--metrics",
+        "off",
+        "--client-id",
+        "serve-alerts-test",
+    ]
+    boot = E.new_boot_id()
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: "alerts evaluated every 1s" in log.read_text(), 30, "serve up")
+        will = E.state("dev-1", boot, False, "will").encode()
+        pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw", will=will)
+        # a long interval: silence cannot make it offline during the test, only the will can
+        pub.send_env(E.state("dev-1", boot, True, "birth", interval=60))
+        pub.kill()  # socket dropped without DISCONNECT: the broker publishes the last will
+        wait_until(lambda: _events(hook, "opened"), 60, "offline alert at the webhook")
+        (opened,) = _events(hook, "opened")
+        assert opened["alert"]["device_id"] == "dev-1"
+        assert opened["alert"]["status"] == "open"
+        assert opened["alert"]["evidence"]["status"] == "offline"
+        assert _events(hook, "resolved") == []
+        # back: a new birth makes it online and the next pass resolves the alert
+        pub2 = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
+        pub2.send_env(E.state("dev-1", E.new_boot_id(), True, "birth", interval=60))
+        wait_until(lambda: _events(hook, "resolved"), 60, "resolution at the webhook")
+        (resolved,) = _events(hook, "resolved")
+        assert resolved["alert"]["id"] == opened["alert"]["id"]
+        assert resolved["alert"]["status"] == "resolved"
+        pub2.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        hook.close()
+    # one opening and one resolution, each delivered once
+    assert len(_events(hook, "opened")) == 1 and len(_events(hook, "resolved")) == 1
+
+
+def test_alerts_table_parsed_and_validated(tmp_path: Path) -> None:
+    (tmp_path / "sinks.toml").write_text('[[sink]]\ntype = "log"\n')
+    (tmp_path / "alerts.toml").write_text("[offline]\nseverity = 'critical'\n")
+    doc = {
+        "store": {"path": str(tmp_path / "c.db")},
+        "alerts": {"every": 5, "sinks": "sinks.toml", "config": "alerts.toml"},
+    }
+    cfg = config_from_dict(doc, base=tmp_path)
+    assert cfg.alerts.enabled and cfg.alerts.every == 5
+    assert cfg.alerts.sinks_file == tmp_path / "sinks.toml"  # relative to the config file
+    svc = build_alert_service(cfg)
+    assert svc is not None and svc.every == 5.0
+    assert [s.name for s in svc.sinks] == ["log"] and svc.config.offline_severity == "critical"
+    assert config_from_dict({"alerts": {"enabled": False}}).alerts.enabled is False
+    assert build_alert_service(config_from_dict({"alerts": {"enabled": False}})) is None
+    for bad, msg in (
+        ({"every": 0}, "between 1 and 86400"),
+        ({"every": "often"}, "must be a number"),
+        ({"enabled": "yes"}, "true or false"),
+        ({"sinks": "missing.toml"}, "alerts sinks file .*missing.toml does not exist"),
+        ({"colour": "red"}, r"unknown key\(s\) in \[alerts\]: colour"),
+    ):
+        with pytest.raises(ConfigError, match=msg):
+            config_from_dict({"alerts": bad}, base=tmp_path)
+    with pytest.raises(ConfigError, match="alerts policy file"):
+        AlertSettings(policy_file=tmp_path / "nope.toml")
