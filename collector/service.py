@@ -84,6 +84,9 @@ class Collector:
 
     def metrics_text(self) -> str:
         extra = {"dunewatch_sweep_errors": float(self._sweep_errors)}
+        if self.alerts is not None:
+            extra["dunewatch_alert_passes"] = float(self.alerts.passes)
+            extra["dunewatch_alert_failures"] = float(self.alerts.failures)
         return render(self.counters, self._status_counts, extra)
 
     def tick(self, now: float) -> None:
