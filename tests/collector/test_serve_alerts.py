@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent import envelope as E
+from collector.broker.mosquitto import free_port
 from collector.config import AlertSettings, ConfigError, config_from_dict
 from collector.service import build_alert_service
 from tests.alerts.test_sinks import Hook
 from tests.collector.helpers import Publisher
 from tests.support.services import wait_until
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return str(resp.read().decode())
 
 
 def _events(hook: Hook, event: str) -> list[dict[str, Any]]:
@@ -37,6 +45,7 @@ def test_offline_alert_delivered_and_resolved(mosquitto: Any, tmp_path: Path) ->
     conf.write_text(
         '[liveness]\nsweep_seconds = 0.2\n\n[alerts]\nevery = 1\nsinks = "sinks.toml"\n'
     )
+    mport = free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -54,7 +63,7 @@ def test_offline_alert_delivered_and_resolved(mosquitto: Any, tmp_path: Path) ->
         "--password-file",
         str(pw),
         "--metrics",
-        "off",
+        f"127.0.0.1:{mport}",
         "--client-id",
         "serve-alerts-test",
     ]
@@ -82,6 +91,10 @@ def test_offline_alert_delivered_and_resolved(mosquitto: Any, tmp_path: Path) ->
         assert resolved["alert"]["id"] == opened["alert"]["id"]
         assert resolved["alert"]["status"] == "resolved"
         pub2.close()
+        metrics = _metrics(mport)
+        assert "dunewatch_alert_failures 0" in metrics
+        passes = re.search(r"^dunewatch_alert_passes (\d+)$", metrics, re.M)
+        assert passes is not None and int(passes.group(1)) >= 2, metrics
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()
     finally:
