@@ -83,7 +83,7 @@ def inventory_hash(body: Mapping[str, Any]) -> str:
     ).hexdigest()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Stream:
     """Covered seqs of one (device, boot) as sorted disjoint [lo, hi] ranges, plus lost holes."""
 
@@ -93,7 +93,10 @@ class _Stream:
     start_missing: int = 0
 
     def contains(self, seq: int) -> bool:
-        for lo, hi in self.ranges:
+        ranges = self.ranges
+        if not ranges or seq > ranges[-1][1]:
+            return False  # the usual case: a seq past everything seen
+        for lo, hi in ranges:
             if seq < lo:
                 return False
             if seq <= hi:
@@ -102,6 +105,10 @@ class _Stream:
 
     def cover(self, lo: int, hi: int) -> int:
         """Mark lo..hi covered; return how many of them were not covered before."""
+        ranges = self.ranges
+        if lo == hi and ranges and ranges[-1][1] == lo - 1:
+            ranges[-1][1] = lo  # the usual case: the next seq extends the last range
+            return 1
         new = hi - lo + 1
         merged: list[list[int]] = []
         placed = False
@@ -132,11 +139,15 @@ class _Stream:
         return self.ranges[-1][1] if self.ranges else 0
 
     def missing(self) -> int:
-        covered = sum(b - a + 1 for a, b in self.ranges)
+        ranges = self.ranges
+        if len(ranges) == 1:
+            a, b = ranges[0]
+            return self.lost + a - 1
+        covered = sum(b - a + 1 for a, b in ranges)
         return self.lost + self.max_seq - covered
 
 
-@dataclass
+@dataclass(slots=True)
 class _Dev:
     """A device's row as read at the start of a batch, then updated in memory."""
 
@@ -315,13 +326,13 @@ class SqliteStore:
             (_dumps(list({k[0] for k in keys})), _dumps(list({k[1] for k in keys}))),
         )
         for dev_id, boot, covered, lost, first in rows:
-            if (dev_id, boot) in keys:
-                out[(dev_id, boot)] = _Stream(_parse_ranges(covered), int(lost), float(first))
+            key = (dev_id, boot)
+            if key in keys:
+                stream = out[key] = _Stream(_parse_ranges(covered), int(lost), float(first))
+                stream.start_missing = stream.missing()
         for key in keys:
-            stream = out.get(key)
-            if stream is None:
-                stream = out[key] = _Stream(first_received=received)
-            stream.start_missing = stream.missing()
+            if key not in out:
+                out[key] = _Stream(first_received=received)
         return out
 
     def _apply(
@@ -331,12 +342,16 @@ class SqliteStore:
         raw: Sequence[bytes | str] | None,
     ) -> ApplyResult:
         conn = self.conn
-        devs = self._load_devices({e.device_id for e in envelopes})
-        streams = self._load_streams(
-            {(e.device_id, e.boot_id) for e in envelopes if e.seq > 0}
-            | {(e.device_id, _drop_boot(e)) for e in envelopes if _is_drop(e)},
-            received,
-        )
+        ids: set[str] = set()
+        keys: set[tuple[str, str]] = set()
+        for e in envelopes:
+            ids.add(e.device_id)
+            if e.seq > 0:
+                keys.add((e.device_id, e.boot_id))
+            if e.kind == KIND_EVENT and _is_drop(e):
+                keys.add((e.device_id, _drop_boot(e)))
+        devs = self._load_devices(ids)
+        streams = self._load_streams(keys, received)
         stats: dict[str, list[int]] = {}  # accepted, duplicate, dropped
         health_rows: list[tuple[Any, ...]] = []
         latest: dict[str, tuple[tuple[Any, ...], int]] = {}
@@ -355,14 +370,21 @@ class SqliteStore:
         for i, env in enumerate(envelopes):
             dev_id = env.device_id
             dev = devs[dev_id]
-            st = stats.setdefault(dev_id, [0, 0, 0])
-            if env.seq > 0:
-                stream = streams[(dev_id, env.boot_id)]
-                if stream.contains(env.seq):
-                    st[1] += 1
-                    duplicates += 1
-                    continue
-                stream.cover(env.seq, env.seq)
+            st = stats.get(dev_id)
+            if st is None:
+                st = stats[dev_id] = [0, 0, 0]
+            seq = env.seq
+            if seq > 0:
+                ranges = streams[(dev_id, env.boot_id)].ranges
+                if ranges and ranges[-1][1] == seq - 1:
+                    ranges[-1][1] = seq  # the usual case: the next seq of the stream
+                else:
+                    stream = streams[(dev_id, env.boot_id)]
+                    if stream.contains(seq):
+                        st[1] += 1
+                        duplicates += 1
+                        continue
+                    stream.cover(seq, seq)
             else:
                 state_key = "|".join(
                     (
