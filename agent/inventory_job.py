@@ -3,15 +3,17 @@
 Why a child: reading package databases allocates megabytes of short-lived objects and imports
 modules the steady-state agent never needs; CPython keeps that memory, so a long-running agent
 would carry it forever. A child that runs once an hour costs a fraction of a second of CPU and
-leaves the agent's RSS untouched. The child runs this same code (from a checkout, a wheel or the
-zipapp), so there is one definition of the inventory.
+leaves the agent's RSS untouched. For the loop the child also builds and encodes the inventory
+envelope (with the seq the agent hands it): parsing the package list back into objects and
+re-encoding it in the agent left about 1 MB of pymalloc arenas resident. The child runs this
+same code (from a checkout, a wheel or the zipapp), so there is one definition of the inventory.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,17 @@ CHILD_TIMEOUT = 300.0
 
 class InventoryJobError(AgentError):
     """The inventory child failed or returned something unusable."""
+
+
+@dataclass(frozen=True)
+class EncodedInventory:
+    """An inventory envelope built and encoded by the child; the agent stores the bytes as-is."""
+
+    hash: str
+    packages: int
+    seq: int
+    ts: float
+    payload: bytes
 
 
 def declared_firmware(device: DeviceSection) -> dict[str, Any] | None:
@@ -96,11 +109,78 @@ def collect_in_child(
     return body
 
 
+def encode_in_child(
+    root: Path,
+    device: DeviceSection,
+    device_id: str,
+    boot_id: str,
+    seq: int,
+    timeout: float = CHILD_TIMEOUT,
+) -> EncodedInventory:
+    """Run build_inventory() in a fresh interpreter that returns the encoded envelope with `seq`.
+
+    The child prints one JSON header line (hash, package count, seq, ts), then the payload bytes.
+    """
+    import json
+    import subprocess
+
+    request = json.dumps(
+        {
+            "root": str(root),
+            "device": asdict(device),
+            "envelope": {"device": device_id, "boot": boot_id, "seq": seq},
+        }
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, _path_entry()],
+            input=request.encode(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InventoryJobError(f"inventory child failed: {exc}") from None
+    if out.returncode != 0:
+        tail = out.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise InventoryJobError(f"inventory child exited {out.returncode}: {tail[0]}")
+    head, sep, payload = out.stdout.partition(b"\n")
+    try:
+        meta = json.loads(head)
+        enc = EncodedInventory(
+            hash=str(meta["hash"]),
+            packages=int(meta["packages"]),
+            seq=int(meta["seq"]),
+            ts=float(meta["ts"]),
+            payload=payload,
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InventoryJobError(f"inventory child printed no valid header ({exc})") from None
+    if not sep or not payload.startswith(b"{") or enc.seq != seq:
+        raise InventoryJobError("inventory child returned no envelope for this seq")
+    return enc
+
+
 def child_main() -> int:
-    """Entry of the child: a JSON request on stdin, the inventory body as JSON on stdout."""
+    """Entry of the child: a JSON request on stdin, the inventory (body or envelope) on stdout."""
     import json
 
     req: Mapping[str, Any] = json.load(sys.stdin)
     body = build_inventory(Path(req["root"]), DeviceSection(**req["device"]))
-    sys.stdout.write(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
+    stamp = req.get("envelope")
+    if stamp is None:
+        sys.stdout.write(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
+        return 0
+    from agent import envelope as wire
+
+    env = wire.make(stamp["device"], stamp["boot"], stamp["seq"], wire.KIND_INVENTORY, body)
+    head = {
+        "hash": body["hash"],
+        "packages": len(body.get("packages", [])),
+        "seq": env.seq,
+        "ts": env.ts,
+    }
+    sys.stdout.write(json.dumps(head, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(env.encode())
     return 0

@@ -109,8 +109,10 @@ class Agent:
         config_path: Path | None = None,
         flags: Mapping[tuple[str, str], Any] | None = None,
         publisher_factory: PublisherFactory = mqtt_publisher,
-        inventory_fn: InventoryFn = default_inventory,
+        inventory_fn: InventoryFn | None = None,
     ) -> None:
+        """inventory_fn returns an inventory body; None (the default) has the inventory child
+        build and encode the whole envelope, so the package list never becomes objects here."""
         self.cfg = cfg
         self.config_path = config_path
         self.flags = dict(flags or {})
@@ -251,6 +253,9 @@ class Agent:
             log.error("health report not stored: %s", exc)
 
     def _inventory(self) -> None:
+        if self.inventory_fn is None:
+            self._inventory_encoded()
+            return
         try:
             body = self.inventory_fn(self.cfg)
         except Exception as exc:  # a broken reader must not stop health reporting
@@ -269,6 +274,43 @@ class Agent:
             len(body.get("packages", [])),
             str(body.get("hash"))[:12],
         )
+
+    def _inventory_encoded(self) -> None:
+        from agent.inventory_job import encode_in_child
+
+        assert self.outbox is not None
+        cfg = self.cfg
+        seq = self.seq + 1  # taken only if the inventory is stored
+        try:
+            inv = encode_in_child(
+                Path(cfg.agent.host_root), cfg.device, cfg.agent.device_id, self.boot_id, seq
+            )
+        except Exception as exc:  # a broken reader must not stop health reporting
+            log.error("inventory failed: %s: %s", type(exc).__name__, exc)
+            return
+        if inv.hash == self._last_inventory_hash:
+            return
+        kind = wire.KIND_INVENTORY
+        before = self.outbox.depth
+        try:
+            self.outbox.put_encoded(
+                self.boot_id,
+                seq,
+                inv.ts,
+                kind,
+                wire.topic(cfg.agent.root, cfg.agent.device_id, kind),
+                inv.payload,
+                retain=wire.RETAIN[kind],
+            )
+        except AgentError as exc:
+            log.error("inventory not stored: %s", exc)
+            return
+        self.seq = seq
+        lost = before + 1 - self.outbox.depth
+        if lost > 0:
+            self.dropped += lost
+        self._last_inventory_hash = inv.hash
+        log.info("inventory queued (%d packages, hash %s)", inv.packages, inv.hash[:12])
 
     def _pump(self) -> None:
         """Apply broker results, account drops, and send what the window allows."""

@@ -10,6 +10,7 @@ exactly which seqs (per boot) and which time range were lost.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import sqlite3
 import time
@@ -168,14 +169,26 @@ class Outbox:
 
     def put(self, env: Envelope, topic: str, retain: bool = False) -> None:
         """Store one encoded envelope, then enforce the bounds (which may drop old health)."""
-        payload = env.encode()
+        self.put_encoded(env.boot_id, env.seq, env.ts, env.kind, topic, env.encode(), retain)
+
+    def put_encoded(
+        self,
+        boot_id: str,
+        seq: int,
+        ts: float,
+        kind: str,
+        topic: str,
+        payload: builtins.bytes,
+        retain: bool = False,
+    ) -> None:
+        """Store a payload that is already an encoded envelope with these fields (see put)."""
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute(
                     "INSERT INTO messages (boot, seq, ts, kind, topic, retain, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (env.boot_id, env.seq, env.ts, env.kind, topic, int(retain), payload),
+                    (boot_id, seq, ts, kind, topic, int(retain), payload),
                 )
                 self._count += 1
                 self._bytes += len(payload)

@@ -64,7 +64,7 @@ class FakePublisher:
             return [wire.parse(p, t) for t, p, _ in self.sent]
 
 
-def config(tmp_path: Path, **flags: Any) -> AgentConfig:
+def config(tmp_path: Path, flags: dict[tuple[str, str], Any] | None = None) -> AgentConfig:
     base = {
         ("agent", "device_id"): "gw-1",
         ("agent", "interval"): 0.2,
@@ -72,7 +72,7 @@ def config(tmp_path: Path, **flags: Any) -> AgentConfig:
         ("outbox", "path"): str(tmp_path / "outbox.db"),
         ("device", "vendor"): "Acme",
     }
-    base.update(flags)
+    base.update(flags or {})
     return load(None, env={}, flags=base)
 
 
@@ -85,7 +85,7 @@ def run_agent(
         pubs.append(FakePublisher(wake))
         return pubs[-1]
 
-    agent = Agent(cfg, publisher_factory=factory, inventory_fn=inventory)  # type: ignore[arg-type]
+    agent = Agent(cfg, publisher_factory=factory, inventory_fn=inventory)
     thread = threading.Thread(target=agent.run, daemon=True)
     thread.start()
     wait_until(lambda: pubs, 10, "publisher")
@@ -133,3 +133,45 @@ def test_health_waits_in_the_outbox_while_offline_and_replays_in_order(tmp_path:
     assert [e.seq for e in health] == sorted(e.seq for e in health)
     assert all(e.body["agent"]["drops"] == 0 for e in health)
     assert any(e.body["agent"]["outbox"] >= 4 for e in health)  # the self probe saw the backlog
+
+
+ROOTS = Path(__file__).resolve().parents[1] / "data" / "rootfs"
+
+
+def test_encoded_inventory_from_the_child_is_the_envelope_the_agent_would_build() -> None:
+    from agent.inventory_job import build_inventory, encode_in_child
+
+    cfg = load(None, env={}, flags={("agent", "device_id"): "gw-1", ("device", "model"): "GW"})
+    inv = encode_in_child(ROOTS / "openwrt", cfg.device, "gw-1", "b" * 32, 7)
+    env = wire.parse(inv.payload, wire.topic(cfg.agent.root, "gw-1", wire.KIND_INVENTORY))
+    expected = build_inventory(ROOTS / "openwrt", cfg.device)
+    assert (env.device_id, env.boot_id, env.seq, env.kind) == ("gw-1", "b" * 32, 7, "inventory")
+    assert env.ts == inv.ts and inv.seq == 7
+    assert dict(env.body) == expected and inv.hash == expected["hash"]
+    assert inv.packages == len(expected["packages"]) > 0
+    assert env.body["hardware"]["model"] == "GW"
+
+
+def test_default_inventory_is_stored_encoded_in_sequence_and_once_per_hash(tmp_path: Path) -> None:
+    pubs: list[FakePublisher] = []
+
+    def factory(c: AgentConfig, boot: str, wake: Callable[[], None]) -> FakePublisher:
+        pubs.append(FakePublisher(wake))
+        return pubs[-1]
+
+    cfg = config(tmp_path, {("agent", "host_root"): str(ROOTS / "alpine")})
+    agent = Agent(cfg, publisher_factory=factory)
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    wait_until(lambda: pubs, 10, "publisher")
+    pub = pubs[0]
+    wait_until(lambda: len(pub.sent) >= 12, 30, "health reports over several inventory checks")
+    agent.stop()
+    thread.join(10)
+    envs = pub.envelopes()
+    invs = [e for e in envs if e.kind == "inventory"]
+    assert len(invs) == 1 and invs[0].boot_id == agent.boot_id  # unchanged root: sent once
+    assert invs[0].body["os"]["id"] == "alpine" and len(invs[0].body["hash"]) == 64
+    assert [t for t, _, r in pub.sent if r] == [wire.topic(cfg.agent.root, "gw-1", "inventory")]
+    seqs = [e.seq for e in envs]
+    assert seqs == list(range(1, len(seqs) + 1))  # the child's seq fits the one sequence
