@@ -9,7 +9,7 @@ from typing import Any
 from agent import envelope as E
 from collector.alerts.config import AlertsConfig
 from collector.alerts.engine import evaluate
-from collector.alerts.model import FLEET_TARGET
+from collector.alerts.model import FLEET_TARGET, Finding
 from collector.alerts.store import AlertStore
 from collector.store import open_store
 from firmware_db.models import Vulnerability
@@ -135,13 +135,19 @@ def test_evaluate_over_a_real_store(tmp_path: Path) -> None:
     assert by_rule["vuln.component"].severity == "critical"
     assert by_rule["vuln.eol_exploited"].severity == "emergency"
     assert [x["country"] for x in by_rule["dune.grade"].evidence["layers"]] == ["ZZ"]
+    # one eol.reached alert for gw-old listing both end-of-life components, oldest date first
+    eol = by_rule["eol.reached"].evidence["components"]
+    assert [(c["component"], c["eol"]) for c in eol] == [
+        ("openssl", "2019-12-31"),
+        ("ZX1000", "2020-06-30"),
+    ]
     (conc,) = [a for a in r.opened if a.dedupe_key.endswith("|soc:jurisdiction")]
     assert conc.evidence["hhi"] == 10000.0 and conc.evidence["top1"] == "ZZ"
     assert conc.dedupe_key.endswith(f"|{FLEET_TARGET}|soc:jurisdiction")
 
     # second pass, nothing changed: nothing new, nothing resolved (dedupe across passes)
     r2 = evaluate(db, FakeKb(), AlertsConfig(), NOW + 30, policy=policy, bom_builder=bom_builder)
-    assert r2.opened == () and r2.resolved == () and r2.active == len(r.opened) == 10
+    assert r2.opened == () and r2.resolved == () and r2.active == len(r.opened) == 9
 
     # cam-off comes back, cam-hot cools down: their alerts resolve on their own
     st = open_store(db)
@@ -163,7 +169,7 @@ def test_evaluate_over_a_real_store(tmp_path: Path) -> None:
     }
     alerts = AlertStore(db)
     try:
-        assert len(alerts.open_alerts()) == 10 - 3
+        assert len(alerts.open_alerts()) == 9 - 3
         assert alerts.open_alerts()[0].rule_id == "vuln.eol_exploited"  # worst first
     finally:
         alerts.close()
@@ -205,7 +211,39 @@ def test_evaluate_with_the_shipped_knowledge_and_the_sbom_builder(tmp_path: Path
     st.apply([E.make("gw-1", BOOT, 1, "inventory", body, ts=NOW - 10)], NOW - 10)
     st.close()
     r = evaluate(db, None, AlertsConfig(), NOW)
-    eol = {
-        a.evidence["component"]: a.evidence["eol"] for a in r.opened if a.rule_id == "eol.reached"
-    }
-    assert eol == {"linux": "2024-01-10", "openwrt": "2022-04-30"}
+    (eol_alert,) = [a for a in r.opened if a.rule_id == "eol.reached"]
+    eol = [(c["component"], c["eol"]) for c in eol_alert.evidence["components"]]
+    assert eol == [("openwrt", "2022-04-30"), ("linux", "2024-01-10")]
+
+
+def test_alerts_under_the_old_per_component_keys_resolve_on_the_next_pass(tmp_path: Path) -> None:
+    """Alerts opened by the per-component keys of earlier versions close on the first pass of
+    the per-device rules, which open one alert per device and class in their place."""
+    db = tmp_path / "dunewatch.db"
+    st = open_store(db)
+    st.ensure_device("gw-old")
+    st.apply([inventory("gw-old", 1, NOW - 30), health("gw-old", 2, NOW - 20, 5.0)], NOW - 20)
+    st.close()
+    old_rules = ("eol.reached", "eol.approaching", "vuln.component", "vuln.eol_exploited")
+    alerts = AlertStore(db)
+    try:
+        old = [
+            alerts.open_alert(
+                Finding(rule, "gw-old", "high", f"gw-old: old {rule}", {}, key=key), NOW - 600, None
+            )
+            for rule in old_rules
+            for key in ("crypto:openssl", "soc:ZX1000")
+        ]
+    finally:
+        alerts.close()
+    r = evaluate(db, FakeKb(), AlertsConfig(), NOW, bom_builder=bom_builder)
+    assert r.rule_errors == () and r.snapshot_errors == ()
+    resolved = {a.dedupe_key for a in r.resolved}
+    assert resolved == {a.dedupe_key for a in old}
+    assert all(a.resolved_by == "auto" for a in r.resolved)
+    # nothing on gw-old approaches its end of life: that class just closes
+    new = {a.dedupe_key for a in r.opened if a.rule_id in old_rules}
+    assert new == {f"{rule}|gw-old|" for rule in old_rules if rule != "eol.approaching"}
+    # the next pass neither reopens the old keys nor duplicates the new ones
+    r2 = evaluate(db, FakeKb(), AlertsConfig(), NOW + 30, bom_builder=bom_builder)
+    assert r2.opened == () and r2.resolved == ()

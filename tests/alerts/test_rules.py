@@ -154,17 +154,88 @@ def test_eol_reached_and_approaching_from_dates_and_status() -> None:
     )
     snap = fleet(device(components=comps))
     (eol,) = run(EolReachedRule(), snap)
-    assert eol.key == "crypto:openssl" and eol.severity == "high"
-    assert "since 2023-09-11" in eol.summary
-    near = {f.key: f for f in run(EolApproachingRule(), snap)}
-    assert set(near) == {"os:linux", "application:mystery"}
-    assert near["os:linux"].evidence["days_left"] == 152
+    assert eol.dedupe_key == "eol.reached|cam-1|" and eol.severity == "high"
+    assert eol.summary == "cam-1: 1 component past end of life (openssl 1.1.1w since 2023-09-11)"
+    assert [c["component"] for c in eol.evidence["components"]] == ["openssl"]
+    (near,) = run(EolApproachingRule(), snap)
+    assert near.dedupe_key == "eol.approaching|cam-1|"
+    # the undated "approaching" status is medium, so it comes before the kernel 152 days out
+    assert [(c["component"], c["days_left"]) for c in near.evidence["components"]] == [
+        ("mystery", None),
+        ("linux", 152),
+    ]
+    assert near.severity == "medium" and "2 components reaching end of life" in near.summary
     # a shorter window leaves the kernel out
-    near90 = run(EolApproachingRule(), snap, AlertsConfig(eol_approaching=90 * DAY))
-    assert {f.key for f in near90} == {"application:mystery"}
+    (near90,) = run(EolApproachingRule(), snap, AlertsConfig(eol_approaching=90 * DAY))
+    assert [c["component"] for c in near90.evidence["components"]] == ["mystery"]
     # the day the date passes, approaching becomes reached
     later = fleet(device(components=comps), taken_at=NOW + 160 * DAY)
-    assert {f.key for f in run(EolReachedRule(), later)} == {"crypto:openssl", "os:linux"}
+    (gone,) = run(EolReachedRule(), later)
+    assert [c["component"] for c in gone.evidence["components"]] == ["openssl", "linux"]
+    assert run(EolReachedRule(), fleet(device(components=comps[1:]))) == []
+
+
+def test_eol_reached_one_alert_per_device_listing_every_component() -> None:
+    comps = (
+        ComponentState("linux", "4.14.275", "os", status="eol", eol="2024-01-10", cycle="4.14"),
+        ComponentState("busybox", "1.20", "os", status="eol"),  # no date: listed last
+        ComponentState(
+            "openssl",
+            "1.1.1w",
+            "crypto",
+            status="eol",
+            eol="2023-09-11",
+            cycle="1.1.1",
+            source="endoflife.date",
+        ),
+        ComponentState("openwrt", "19.07.10", "os", status="eol", eol="2022-04-30"),
+        ComponentState("curl", "8.9.1", "application", status="supported", eol="2030-01-01"),
+    )
+    snap = FleetSnapshot(
+        taken_at=NOW,
+        devices=tuple(DeviceState(f"cam-{i:04d}", components=comps) for i in range(5)),
+    )
+    found = run(EolReachedRule(), snap)
+    assert len(found) == 5 and len({f.dedupe_key for f in found}) == 5
+    f = found[0]
+    assert f.device_id == "cam-0000" and f.severity == "high"
+    # worst (longest past its date) first; every field on-call needs to replace it
+    assert [c["component"] for c in f.evidence["components"]] == [
+        "openwrt",
+        "openssl",
+        "linux",
+        "busybox",
+    ]
+    assert f.evidence["count"] == 4
+    assert f.evidence["components"][1] == {
+        "component": "openssl",
+        "version": "1.1.1w",
+        "layer": "crypto",
+        "status": "eol",
+        "eol": "2023-09-11",
+        "cycle": "1.1.1",
+        "latest": None,
+        "source": "endoflife.date",
+        "days_past": 994,
+    }
+    assert f.evidence["components"][3]["days_past"] is None
+    assert f.summary == (
+        "cam-0000: 4 components past end of life (openwrt 19.07.10 since 2022-04-30, "
+        "openssl 1.1.1w since 2023-09-11, linux 4.14.275 since 2024-01-10, and 1 more)"
+    )
+
+
+def test_eol_approaching_severity_by_the_nearest_component() -> None:
+    far = ComponentState("linux", "6.1.1", "os", eol="2026-10-31")  # 152 days
+    near = ComponentState("openssl", "3.0.13", "crypto", eol="2026-07-01")  # 30 days
+    (low,) = run(EolApproachingRule(), fleet(device(components=(far,))))
+    assert low.severity == "low" and low.evidence["days_left"] == 152
+    (f,) = run(EolApproachingRule(), fleet(device(components=(far, near))))
+    assert f.severity == "medium" and f.evidence["days_left"] == 30
+    assert [c["component"] for c in f.evidence["components"]] == ["openssl", "linux"]
+    assert f.summary.startswith(
+        "cam-1: 2 components reaching end of life (openssl 3.0.13 on 2026-07-01 (30 days), "
+    )
 
 
 def test_unsupported_model() -> None:
@@ -186,34 +257,71 @@ def test_vulnerable_component_kev_is_critical() -> None:
     high = VulnRef("CVE-2024-0002", cvss=8.1)
     low = VulnRef("CVE-2024-0003", cvss=2.0)
     comps = (
-        ComponentState("openssl", "3.0.2", "crypto", vulns=(high, low)),
+        ComponentState("openssl", "3.0.2", "crypto", vulns=(low, high)),
         ComponentState("busybox", "1.30.1", "os", vulns=(low, kev)),
         ComponentState("curl", "8.9.1", "application"),
     )
-    found = {f.key: f for f in run(VulnerableComponentRule(), fleet(device(components=comps)))}
-    assert set(found) == {"crypto:openssl", "os:busybox"}
-    assert found["crypto:openssl"].severity == "high"
-    assert found["os:busybox"].severity == "critical"  # KEV despite CVSS 5.3
-    assert found["os:busybox"].evidence["kev"] == ["CVE-2024-0001"]
+    (f,) = run(VulnerableComponentRule(), fleet(device(components=comps)))
+    assert f.dedupe_key == "vuln.component|cam-1|"
+    assert f.severity == "critical"  # KEV despite CVSS 5.3: the worst component decides
+    # worst component first, and each component's vulnerabilities worst first
+    assert [(c["component"], c["severity"]) for c in f.evidence["components"]] == [
+        ("busybox", "critical"),
+        ("openssl", "high"),
+    ]
+    busybox, openssl = f.evidence["components"]
+    assert busybox["kev"] == ["CVE-2024-0001"]
+    assert busybox["vulns"][0] == {
+        "id": "CVE-2024-0001",
+        "cvss": 5.3,
+        "kev": True,
+        "kev_date": "2024-05-01",
+        "fixed": None,
+    }
+    assert [v["id"] for v in openssl["vulns"]] == ["CVE-2024-0002", "CVE-2024-0003"]
+    assert f.evidence["kev"] == ["CVE-2024-0001"] and f.evidence["vuln_count"] == 3
+    assert f.summary == (
+        "cam-1: 2 vulnerable components with 3 known vulnerabilities, 1 exploited (KEV) "
+        "(busybox 1.30.1: CVE-2024-0001 KEV, CVE-2024-0003, "
+        "openssl 3.0.2: CVE-2024-0002, CVE-2024-0003)"
+    )
+    # severity follows the worst component when there is no KEV
+    (h,) = run(VulnerableComponentRule(), fleet(device(components=comps[:1] + comps[2:])))
+    assert h.severity == "high" and h.evidence["kev"] == []
     only_low = fleet(device(components=(ComponentState("x", "1", "os", vulns=(low,)),)))
     assert run(VulnerableComponentRule(), only_low)[0].severity == "low"
     assert run(VulnerableComponentRule(), only_low, AlertsConfig(vuln_min_cvss=4.0)) == []
+    assert run(VulnerableComponentRule(), fleet(device(components=comps[2:]))) == []
 
 
 def test_eol_with_exploited_vulnerability_is_the_highest() -> None:
     kev = VulnRef("CVE-2023-1111", cvss=9.8, kev=True)
+    kev2 = VulnRef("CVE-2022-2222", cvss=7.5, kev=True, kev_date="2023-01-10")
     eol_kev = ComponentState(
         "openssl", "1.0.2u", "crypto", status="eol", eol="2019-12-31", vulns=(kev,)
+    )
+    eol_two_kev = ComponentState(
+        "linux", "4.14.275", "os", status="eol", eol="2024-01-10", vulns=(kev, kev2)
     )
     eol_plain = ComponentState(
         "busybox", "1.20", "os", status="eol", vulns=(VulnRef("CVE-1", cvss=9.0),)
     )
     live_kev = ComponentState(
-        "linux", "6.6.1", "os", status="supported", eol="2030-01-01", vulns=(kev,)
+        "curl", "8.9.1", "application", status="supported", eol="2030-01-01", vulns=(kev,)
     )
     (f,) = run(EolExploitedRule(), fleet(device(components=(eol_kev, eol_plain, live_kev))))
-    assert f.severity == "emergency" and f.key == "crypto:openssl"
-    assert f.evidence["kev"] == [{"id": "CVE-2023-1111", "kev_date": None}]
+    assert f.severity == "emergency" and f.dedupe_key == "vuln.eol_exploited|cam-1|"
+    (c,) = f.evidence["components"]
+    assert (c["component"], c["eol"]) == ("openssl", "2019-12-31")
+    assert [k["id"] for k in c["kev"]] == ["CVE-2023-1111"]
+    # several on one device: one alert, the most exploited component first
+    (g,) = run(
+        EolExploitedRule(), fleet(device(components=(eol_kev, eol_two_kev, eol_plain, live_kev)))
+    )
+    assert [c["component"] for c in g.evidence["components"]] == ["linux", "openssl"]
+    assert g.evidence["kev"] == ["CVE-2022-2222", "CVE-2023-1111"]
+    assert g.summary.startswith("cam-1: 2 end-of-life components with exploited vulnerabilities")
+    assert run(EolExploitedRule(), fleet(device(components=(eol_plain, live_kev)))) == []
 
 
 def test_dune_grade_on_critical_layers_only() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 from collector.alerts.config import AlertsConfig
-from collector.alerts.model import ComponentState, Finding, FleetSnapshot
+from collector.alerts.model import ComponentState, Finding, FleetSnapshot, severity_rank
 
 FIRMWARE_OUTDATED = "firmware.outdated"
 EOL_REACHED = "eol.reached"
@@ -32,11 +32,12 @@ def eol_days_left(comp: ComponentState, today: date) -> int | None:
     return None if day is None else (day - today).days
 
 
-def _label(comp: ComponentState) -> str:
+def label(comp: ComponentState) -> str:
     return f"{comp.name} {comp.version}" if comp.version else comp.name
 
 
-def _comp_evidence(comp: ComponentState) -> dict[str, object]:
+def comp_evidence(comp: ComponentState) -> dict[str, object]:
+    """What on-call needs to find and replace one component: name, version, lifecycle source."""
     return {
         "component": comp.name,
         "version": comp.version,
@@ -47,6 +48,16 @@ def _comp_evidence(comp: ComponentState) -> dict[str, object]:
         "latest": comp.latest,
         "source": comp.source,
     }
+
+
+def listing(parts: list[str], limit: int = 3) -> str:
+    """The first `limit` items of a worst-first list, then how many more, for a summary line."""
+    shown = ", ".join(parts[:limit])
+    return shown + (f", and {len(parts) - limit} more" if len(parts) > limit else "")
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def is_eol(comp: ComponentState, today: date) -> bool:
@@ -93,29 +104,52 @@ class FirmwareOutdatedRule:
 
 
 class EolReachedRule:
-    """A component, or the device model itself, is past its end-of-life date."""
+    """Components (or the device model itself) past their end-of-life date: one alert per device.
+
+    One alert per device, not per component, so a fleet of look-alike devices does not flood the
+    alert list; the evidence lists every end-of-life component, longest past first.
+    """
 
     rule_ids = (EOL_REACHED,)
 
     def evaluate(self, snapshot: FleetSnapshot, config: AlertsConfig) -> Iterator[Finding]:
         today = snapshot_day(snapshot)
         for dev in snapshot.devices:
-            for comp in dev.components:
-                if not is_eol(comp, today):
-                    continue
-                when = f" since {comp.eol}" if comp.eol else ""
-                yield Finding(
-                    rule_id=EOL_REACHED,
-                    device_id=dev.device_id,
-                    severity="high",
-                    summary=f"{dev.device_id}: {_label(comp)} is end-of-life{when}",
-                    evidence=_comp_evidence(comp),
-                    key=f"{comp.layer}:{comp.name}",
-                )
+            hits = [(comp, eol_days_left(comp, today)) for comp in dev.components]
+            hits = [(comp, left) for comp, left in hits if is_eol(comp, today)]
+            if not hits:
+                continue
+            # worst first: longest past its date; a bare "eol" status without a date after those
+            hits.sort(
+                key=lambda h: (h[1] is None, h[1] if h[1] is not None else 0, h[0].layer, h[0].name)
+            )
+            parts = [label(c) + (f" since {c.eol}" if c.eol else "") for c, _ in hits]
+            yield Finding(
+                rule_id=EOL_REACHED,
+                device_id=dev.device_id,
+                severity="high",
+                summary=f"{dev.device_id}: {counted(len(hits), 'component')} past end of life "
+                f"({listing(parts)})",
+                evidence={
+                    "count": len(hits),
+                    "components": [
+                        {**comp_evidence(c), "days_past": None if left is None else -left}
+                        for c, left in hits
+                    ],
+                },
+            )
+
+
+def _approaching_severity(left: int | None) -> str:
+    # a date within 90 days, or a source that says "approaching" without a date, is medium
+    return "low" if left is not None and left > 90 else "medium"
 
 
 class EolApproachingRule:
-    """End of life within the configured window (default 180 days)."""
+    """End of life within the configured window (default 180 days): one alert per device.
+
+    Severity follows the component nearest its date; the evidence lists them soonest first.
+    """
 
     rule_ids = (EOL_APPROACHING,)
 
@@ -123,6 +157,7 @@ class EolApproachingRule:
         today = snapshot_day(snapshot)
         window_days = config.eol_approaching / 86400.0
         for dev in snapshot.devices:
+            hits: list[tuple[ComponentState, int | None]] = []
             for comp in dev.components:
                 left = eol_days_left(comp, today)
                 if left is not None:
@@ -130,15 +165,37 @@ class EolApproachingRule:
                         continue
                 elif comp.status != "approaching_eol":
                     continue
-                yield Finding(
-                    rule_id=EOL_APPROACHING,
-                    device_id=dev.device_id,
-                    severity="low" if left is not None and left > 90 else "medium",
-                    summary=f"{dev.device_id}: {_label(comp)} reaches end-of-life on "
-                    f"{comp.eol or '?'}" + (f" ({left} days)" if left is not None else ""),
-                    evidence={**_comp_evidence(comp), "days_left": left},
-                    key=f"{comp.layer}:{comp.name}",
+                hits.append((comp, left))
+            if not hits:
+                continue
+            hits.sort(
+                key=lambda h: (
+                    -severity_rank(_approaching_severity(h[1])),
+                    h[1] is None,
+                    h[1] if h[1] is not None else 0,
+                    h[0].layer,
+                    h[0].name,
                 )
+            )
+            worst_left = hits[0][1]
+            parts = [
+                label(c)
+                + (f" on {c.eol}" if c.eol else " (date unknown)")
+                + (f" ({left} days)" if left is not None else "")
+                for c, left in hits
+            ]
+            yield Finding(
+                rule_id=EOL_APPROACHING,
+                device_id=dev.device_id,
+                severity=_approaching_severity(worst_left),
+                summary=f"{dev.device_id}: {counted(len(hits), 'component')} reaching end of "
+                f"life ({listing(parts)})",
+                evidence={
+                    "count": len(hits),
+                    "days_left": worst_left,
+                    "components": [{**comp_evidence(c), "days_left": left} for c, left in hits],
+                },
+            )
 
 
 class UnsupportedRule:
