@@ -79,7 +79,7 @@ class LifecycleResult:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # many are kept in memory
 class Vulnerability:
     id: str
     aliases: tuple[str, ...]

@@ -10,6 +10,7 @@ import json
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -345,6 +346,8 @@ class KnowledgeBase:
         self._objs: dict[tuple[str, str | None], Vulnerability] = {}
         self._kev: dict[str, str] | None = None
         self._unkeyed: frozenset[str] | None = None
+        self._ranges: OrderedDict[str, _ProductRanges] = OrderedDict()
+        self._ranges_rows = 0
 
     # --- lifecycle of the object
     @classmethod
@@ -377,6 +380,8 @@ class KnowledgeBase:
         self._unkeyed = None
         self._details.clear()
         self._objs.clear()
+        self._ranges.clear()
+        self._ranges_rows = 0
         self._org_cache.clear()
         self._component_info.cache_clear()
         self._match.cache_clear()
@@ -651,18 +656,23 @@ class KnowledgeBase:
         up = versions.upstream(version)
         vkey = versions.plain_key(up)
         matched: dict[str, str | None] = {}
+        extra: dict[str, str | None] = {}  # matches among the rows range-tested by in_range
+        found: list[Vulnerability] = []
+        if vkey is not None and len(keys) == 1 and name not in self._unkeyed_products():
+            # The common case: one product, every row keyed, rows already in result order.
+            return self._product_ranges(name).matching(vkey)
         if vkey is not None:
-            # Plain version: SQLite evaluates the ranges of keyed rows; only matches come back.
-            for vid, row_vendor, product, fixed in self._rows(
-                "SELECT vuln_id, vendor, product, COALESCE(fixed, end_excl) FROM vuln_affected "
-                f"WHERE product IN ({marks}) AND keyed = 1" + _KEYED_RANGE,
-                (*keys, *([vkey] * _KEYED_RANGE_PARAMS)),
-            ):
-                if vid in matched or (
-                    vendor and row_vendor and row_vendor != vendor and product != name
-                ):
-                    continue
-                matched[vid] = fixed
+            # Plain version: test the product's keyed rows in memory, on their byte keys.
+            for product in sorted(keys):
+                vendor_check = vendor if product != name else None
+                for row_vendor, obj in self._product_ranges(product).match(vkey):
+                    vid = obj.id
+                    if vid in matched or (
+                        vendor_check and row_vendor and row_vendor != vendor_check
+                    ):
+                        continue
+                    matched[vid] = obj.fixed_version
+                    found.append(obj)
             unkeyed = self._unkeyed_products()
             rest = (
                 self._rows(
@@ -697,11 +707,77 @@ class KnowledgeBase:
                 scheme=r[4],
             ):
                 continue
-            matched[vid] = r[10] or r[9]
-        if not matched:
+            matched[vid] = extra[vid] = r[10] or r[9]
+        if extra:
+            found += self._vulnerability_objects(extra)
+        if not found:
             return ()
-        found = self._vulnerability_objects(matched)
-        return tuple(sorted(found, key=lambda x: (not x.kev, -(x.cvss or 0.0), x.id)))
+        return tuple(sorted(found, key=_severity_order))
+
+    def _product_ranges(self, product: str) -> _ProductRanges:
+        """One product's keyed rows with their result objects, read in one query on first use
+        and kept in an LRU bounded by rows (`_RANGE_ROWS_MAX`)."""
+        cache = self._ranges
+        pr = cache.get(product)
+        if pr is not None:
+            cache.move_to_end(product)
+            return pr
+        kev = self._kev_dates()
+        shared: dict[Any, Any] = {}  # one object per repeated key, string or vulnerability
+        rows: list[_RangeRow] = []
+        with self._lock:
+            cur = self._conn.execute(_PRODUCT_ROWS, (product,))
+            cur.row_factory = None
+            for (
+                vid, row_vendor, fixed, ek, lk, li, hk, hi,
+                aliases, severity, cvss, summary, epss, source, kev_added, cve,
+            ) in cur:  # fmt: skip
+                base = (vid, fixed)
+                obj = shared.get(base)
+                if obj is None:
+                    kev_date = (kev.get(cve) if cve else None) or kev_added
+                    obj = shared[base] = Vulnerability(
+                        id=vid,
+                        aliases=tuple(json.loads(aliases)) if aliases != "[]" else (),
+                        severity=shared.setdefault(severity, severity),
+                        cvss=shared.setdefault(cvss, cvss),
+                        kev=kev_date is not None,
+                        kev_date=kev_date,
+                        epss=epss,
+                        summary=summary,
+                        fixed_version=shared.setdefault(fixed, fixed),
+                        source=shared.setdefault(source, source),
+                    )
+                lo, hi = _interval(ek, lk, li, hk, hi)
+                rows.append(
+                    (
+                        shared.setdefault(lo, lo),
+                        shared.setdefault(hi, hi),
+                        shared.setdefault(row_vendor, row_vendor),
+                        obj,
+                    )
+                )
+        # Stable sort into result order: rows of one vulnerability keep their order (n).
+        rows.sort(key=lambda row: _severity_order(row[3]))
+        pr = _ProductRanges(tuple(rows))
+        cache[product] = pr
+        self._ranges_rows += len(rows) + 1
+        while self._ranges_rows > _RANGE_ROWS_MAX and len(cache) > 1:
+            _, old = cache.popitem(last=False)
+            self._ranges_rows -= len(old.rows) + 1
+        return pr
+
+    def _details_rows(self, ids: tuple[str, ...]) -> list[sqlite3.Row]:
+        chunk = list(ids)
+        # Pad to a power of two so only a few distinct statements reach the statement cache.
+        size = 1 << (len(chunk) - 1).bit_length()
+        chunk += [chunk[-1]] * (size - len(chunk))
+        return self._rows(
+            "SELECT v.id, v.aliases, v.severity, v.cvss, v.summary, COALESCE(v.epss, e.epss), "
+            "v.source, v.kev_added, v.cve_id FROM vulns v "
+            f"LEFT JOIN epss e ON e.cve_id = v.cve_id WHERE v.id IN ({','.join('?' * size)})",
+            chunk,
+        )
 
     def _vulnerability_objects(self, matched: dict[str, str | None]) -> list[Vulnerability]:
         objs = self._objs
@@ -737,16 +813,7 @@ class KnowledgeBase:
         cache = self._details
         missing = [i for i in ids if i not in cache]
         for start in range(0, len(missing), 256):
-            chunk = list(missing[start : start + 256])
-            # Pad to a power of two so only a few distinct statements reach the statement cache.
-            size = 1 << (len(chunk) - 1).bit_length()
-            chunk += [chunk[-1]] * (size - len(chunk))
-            for r in self._rows(
-                "SELECT v.id, v.aliases, v.severity, v.cvss, v.summary, COALESCE(v.epss, e.epss), "
-                "v.source, v.kev_added, v.cve_id FROM vulns v "
-                f"LEFT JOIN epss e ON e.cve_id = v.cve_id WHERE v.id IN ({','.join('?' * size)})",
-                chunk,
-            ):
+            for r in self._details_rows(tuple(missing[start : start + 256])):
                 aliases = tuple(json.loads(r[1])) if r[1] != "[]" else ()
                 cache[r[0]] = (aliases, r[2], r[3], r[4], r[5], r[6], r[7], r[8])
         result = {i: cache[i] for i in ids}
@@ -873,14 +940,70 @@ class KnowledgeBase:
 
 
 _DETAILS_MAX = 200_000  # bounded caches: ~60 MB at most
-_KEYED_RANGE = """ AND (exact_key IS NULL OR exact_key = ?)
-      AND (lo_key IS NULL OR lo_key < ? OR (start_incl IS NOT NULL AND lo_key = ?))
-      AND (hi_key IS NULL OR hi_key > ? OR (end_incl IS NOT NULL AND hi_key = ?))"""
-_KEYED_RANGE_PARAMS = _KEYED_RANGE.count("?")
+_RANGE_ROWS_MAX = 400_000  # keyed rows (and their result objects) kept in memory
 _ROW_COLUMNS = (
     "vuln_id, product, vendor, ecosystem, scheme, exact, start_incl, start_excl, end_incl, "
     "end_excl, fixed"
 )
+
+
+def _severity_order(v: Vulnerability) -> tuple[bool, float, str]:
+    return (not v.kev, -(v.cvss or 0.0), v.id)
+
+
+# (lo, hi, vendor, result object): the row matches version key k when lo <= k < hi
+_RangeRow = tuple[bytes, bytes, str | None, Vulnerability]
+# Above every plain_key: those start with 0x00 (a digit part's 2-byte weight 0x0002).
+_NO_END = b"\xff"
+
+
+def _interval(
+    exact: bytes | None, lo: bytes | None, lo_incl: int, hi: bytes | None, hi_incl: int
+) -> tuple[bytes, bytes]:
+    """A keyed row's bounds as one half-open interval [start, end) of byte keys.
+
+    In byte order the least key above k is k followed by a zero byte, so `k > lo` is
+    `k >= lo + 0`, `k <= hi` is `k < hi + 0`, and `k == exact` is `exact <= k < exact + 0`.
+    """
+    start = b"" if lo is None else lo if lo_incl else lo + b"\x00"
+    end = _NO_END if hi is None else hi + b"\x00" if hi_incl else hi
+    if exact is not None:
+        start, end = max(start, exact), min(end, exact + b"\x00")
+    return start, end
+
+
+_PRODUCT_ROWS = """SELECT a.vuln_id, a.vendor, COALESCE(a.fixed, a.end_excl), a.exact_key, a.lo_key,
+        a.start_incl IS NOT NULL, a.hi_key, a.end_incl IS NOT NULL, v.aliases, v.severity, v.cvss,
+        v.summary, COALESCE(v.epss, e.epss), v.source, v.kev_added, v.cve_id
+    FROM vuln_affected a JOIN vulns v ON v.id = a.vuln_id LEFT JOIN epss e ON e.cve_id = v.cve_id
+    WHERE a.product = ? AND a.keyed = 1 ORDER BY a.vuln_id, a.n"""
+
+
+class _ProductRanges:
+    """One product's keyed rows, each with its (shared, immutable) result object.
+
+    Keys are `versions.plain_key` bytes, so comparing bytes is comparing versions: the same
+    test SQLite would run on these columns, without a query per lookup.
+    """
+
+    __slots__ = ("rows", "unique")
+
+    def __init__(self, rows: tuple[_RangeRow, ...]) -> None:
+        self.rows = rows  # in result order (_severity_order), then by row number
+        self.unique = len({row[3].id for row in rows}) == len(rows)
+
+    def match(self, vkey: bytes) -> list[tuple[str | None, Vulnerability]]:
+        return [(vendor, obj) for lo, hi, vendor, obj in self.rows if lo <= vkey < hi]
+
+    def matching(self, vkey: bytes) -> tuple[Vulnerability, ...]:
+        """Matching vulnerabilities in result order, the first row of each winning."""
+        found = [obj for lo, hi, _, obj in self.rows if lo <= vkey < hi]
+        if self.unique or len(found) < 2:
+            return tuple(found)
+        first: dict[str, Vulnerability] = {}
+        for obj in found:
+            first.setdefault(obj.id, obj)
+        return tuple(first.values())
 
 
 def _asset(r: sqlite3.Row) -> Asset:
