@@ -465,7 +465,9 @@ class SqliteStore:
                 dev.boot_id = env.boot_id
                 # after a will/shutdown, only a birth (or a new boot) brings the device back:
                 # a report of the same boot that arrives late must not
-                if not (dev.last_state or "").startswith(f"{env.boot_id}|offline|"):
+                if dev.status != STATUS_ONLINE and not (dev.last_state or "").startswith(
+                    f"{env.boot_id}|offline|"
+                ):
                     move(dev_id, dev, STATUS_ONLINE, REASON_REPORT)
 
         if health_rows:
