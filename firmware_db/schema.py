@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS vuln_affected (
     ecosystem TEXT, scheme TEXT NOT NULL,
     exact TEXT, start_incl TEXT, start_excl TEXT, end_incl TEXT, end_excl TEXT, fixed TEXT,
     -- keyed = 1: bounds are plain versions and *_key (versions.plain_key) order like compare(),
-    -- so SQLite evaluates the range; keyed = 0 rows are checked in Python.
+    -- so ranges are tested on bytes (store._ProductRanges); keyed = 0 rows go through in_range.
     keyed INTEGER NOT NULL DEFAULT 0, exact_key BLOB, lo_key BLOB, hi_key BLOB,
     -- clustered by product: one lookup reads one run of adjacent rows, not scattered pages
     PRIMARY KEY (product, vuln_id, n)

@@ -822,7 +822,7 @@ class KnowledgeBase:
         return result
 
     def _unkeyed_products(self) -> frozenset[str]:
-        """Products with rows SQLite cannot range-test (few: distribution and PyPI ranges)."""
+        """Products with rows the byte keys cannot test (few: distribution and PyPI ranges)."""
         if self._unkeyed is None:
             self._unkeyed = frozenset(
                 r[0]

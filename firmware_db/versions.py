@@ -166,8 +166,8 @@ def plain_key(version: str) -> bytes | None:
     """A byte string that sorts like `compare` does for "plain" versions, else None.
 
     Plain means digits, letters and dots only, with no PEP 440 marker (`1.1.1w`, `5.10.240`,
-    `v5.5.0`): for those `compare(..., "auto")` is the dpkg order, and this key lets SQLite do
-    the range test. Each dpkg part becomes 2-byte character weights ending in 0x0002 ('~' is
+    `v5.5.0`): for those `compare(..., "auto")` is the dpkg order, and range tests become
+    byte comparisons. Each dpkg part becomes 2-byte character weights ending in 0x0002 ('~' is
     0x0001) and a length-prefixed big-endian number; a final empty part stands for the end of
     the string, which is how dpkg pads the shorter version.
     """

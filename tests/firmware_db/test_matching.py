@@ -1,4 +1,4 @@
-"""The SQL range test on plain versions must agree with versions.in_range on every row."""
+"""The byte-key range test on plain versions must agree with versions.in_range on every row."""
 
 from __future__ import annotations
 
