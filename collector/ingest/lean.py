@@ -180,16 +180,21 @@ class LeanConsumer(Consumer):
         # a PUBLISH longer than this can only be rejected: it is never held in memory whole
         max_packet = self.ingest.max_payload + 2 + 65535 + 2
         skip = 0  # bytes of an oversized packet still to discard
+        # one receive buffer for the connection: recv(256 KiB) would allocate (and map) a fresh
+        # 256 KiB object per call, which dominates when a live stream brings a message at a time
+        rbuf = bytearray(262144)
+        rview = memoryview(rbuf)
         while not self._stopping:
+            got: int | None
             try:
-                chunk = sock.recv(262144)
+                got = sock.recv_into(rbuf)
             except TimeoutError:
-                chunk = None
+                got = None
             now = time.monotonic()
-            if chunk is not None:
-                if not chunk:
+            if got is not None:
+                if not got:
                     raise MqttProtocolError("broker closed the connection")
-                buf += chunk
+                buf += rview[:got]
                 last_recv = now
             elif now - last_recv > 1.5 * keepalive:
                 raise MqttProtocolError("no traffic from the broker within 1.5 keepalives")
