@@ -119,6 +119,8 @@ class Classifier:
         self.kb: Knowledge = kb if kb is not None else NullKnowledge()
         self._vendors: dict[str, Supplier | None] = {}
         self._lifecycles: dict[tuple[str, str], Lifecycle] = {}
+        # classified components by finding, filled by sbom.builders.components.to_component
+        self.memo: dict[Any, Any] = {}
 
     def _safe(self, what: str, fn: Any, *args: Any) -> Any:
         try:

@@ -40,8 +40,24 @@ def purl_for(f: Finding) -> str | None:
     return str(p.to_string())
 
 
+# A city fleet runs the same firmware on thousands of devices: the same findings recur, so their
+# classification (knowledge lookups, purl building) is memoized per classifier, within a bound.
+_MEMO_MAX = 200_000
+
+
 def to_component(f: Finding, classifier: Classifier) -> Component:
     """Classify one finding; unknown to the knowledge base → application, supplier unknown."""
+    memo: dict[Finding, Component] = classifier.memo
+    comp = memo.get(f)
+    if comp is None:
+        comp = _classify(f, classifier)
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[f] = comp
+    return comp
+
+
+def _classify(f: Finding, classifier: Classifier) -> Component:
     if f.kind == KIND_DEVICE:
         return part_component(f, classifier)
     cls = classifier.component(
