@@ -385,6 +385,8 @@ class KnowledgeBase:
         self._org_cache.clear()
         self._component_info.cache_clear()
         self._match.cache_clear()
+        self._device_model.cache_clear()
+        self._firmware_releases.cache_clear()
 
     # --- writes (library entry points behind the CLI)
     def load_reference(self, data_dir: Path | None = None) -> dict[str, int]:
@@ -875,6 +877,11 @@ class KnowledgeBase:
 
     def device_model(self, vendor: str, model: str) -> DeviceModel | None:
         """A device model's vendor dates; status stays unknown when the vendor published none."""
+        return self._device_model(vendor, model)
+
+    @lru_cache(maxsize=65536)  # noqa: B019 - cleared by invalidate() after every write
+    def _device_model(self, vendor: str, model: str) -> DeviceModel | None:
+        """Fleets hold thousands of devices of a few models: answers are cached until a write."""
         mk = model_key(model)
         for vk in self._vendor_keys(vendor):
             rows = self._rows(
@@ -898,6 +905,10 @@ class KnowledgeBase:
 
     def firmware_releases(self, vendor: str, model: str) -> list[FirmwareRelease]:
         """Known firmware releases of a model, oldest first."""
+        return list(self._firmware_releases(vendor, model))
+
+    @lru_cache(maxsize=65536)  # noqa: B019 - cleared by invalidate() after every write
+    def _firmware_releases(self, vendor: str, model: str) -> tuple[FirmwareRelease, ...]:
         mk = model_key(model)
         for vk in self._vendor_keys(vendor):
             rows = self._rows(
@@ -919,8 +930,8 @@ class KnowledgeBase:
                     )
                     for r in rows
                 ]
-                return sorted(out, key=_release_sort_key)
-        return []
+                return tuple(sorted(out, key=_release_sort_key))
+        return ()
 
     def latest_firmware(self, vendor: str, model: str) -> FirmwareRelease | None:
         """The release flagged latest, else the newest by version order."""

@@ -175,6 +175,9 @@ def test_endoflife_import_overrides_reference(kb: KnowledgeBase, data_dir: Path)
 def test_catalogue_firmware_assets(kb: KnowledgeBase, data_dir: Path) -> None:
     from datetime import date
 
+    # asked before the import: the cached "unknown" answers must not outlive the write
+    assert kb.device_model("Example Vision", "ev-100") is None
+    assert kb.firmware_releases("Example Vision", "EV-100") == []
     assert kb.import_feed("catalogue", str(data_dir / "catalogue.csv")).records == 2
     m = kb.device_model("Example Vision", "ev-100")
     assert m is not None and m.end_of_life == "2026-01-01"
