@@ -341,6 +341,7 @@ class KnowledgeBase:
         self._lock = threading.RLock()
         self._components: list[sqlite3.Row] | None = None
         self._org_cache: dict[str, Organization | None] = {}
+        self._model_keys: dict[str, frozenset[str]] = {}
         self._cycles: dict[str, list[sqlite3.Row]] | None = None
         self._details: dict[str, tuple[Any, ...]] = {}
         self._objs: dict[tuple[str, str | None], Vulnerability] = {}
@@ -386,6 +387,7 @@ class KnowledgeBase:
         self._component_info.cache_clear()
         self._match.cache_clear()
         self._device_model.cache_clear()
+        self._model_keys.clear()
         self._firmware_releases.cache_clear()
 
     # --- writes (library entry points behind the CLI)
@@ -868,6 +870,15 @@ class KnowledgeBase:
     def parts(self) -> list[Part]:
         return [self._part(r) for r in self._rows("SELECT * FROM parts ORDER BY part_number")]
 
+    def _has_model(self, table: str, mk: str) -> bool:
+        """Whether any row of `table` names this model: most fleet devices are not in a catalogue,
+        and this set answers them without a query per vendor alias."""
+        keys = self._model_keys.get(table)
+        if keys is None:
+            rows = self._rows(f"SELECT DISTINCT model_key FROM {table}")
+            keys = self._model_keys[table] = frozenset(r[0] for r in rows)
+        return mk in keys
+
     def _vendor_keys(self, vendor: str) -> list[str]:
         keys = [normalize(vendor)]
         org = self.vendor(vendor)
@@ -883,6 +894,8 @@ class KnowledgeBase:
     def _device_model(self, vendor: str, model: str) -> DeviceModel | None:
         """Fleets hold thousands of devices of a few models: answers are cached until a write."""
         mk = model_key(model)
+        if not self._has_model("device_models", mk):
+            return None
         for vk in self._vendor_keys(vendor):
             rows = self._rows(
                 "SELECT * FROM device_models WHERE vendor_key = ? AND model_key = ?", (vk, mk)
@@ -910,6 +923,8 @@ class KnowledgeBase:
     @lru_cache(maxsize=65536)  # noqa: B019 - cleared by invalidate() after every write
     def _firmware_releases(self, vendor: str, model: str) -> tuple[FirmwareRelease, ...]:
         mk = model_key(model)
+        if not self._has_model("firmware_releases", mk):
+            return ()
         for vk in self._vendor_keys(vendor):
             rows = self._rows(
                 "SELECT * FROM firmware_releases WHERE vendor_key = ? AND model_key = ?", (vk, mk)
