@@ -870,14 +870,14 @@ class KnowledgeBase:
     def parts(self) -> list[Part]:
         return [self._part(r) for r in self._rows("SELECT * FROM parts ORDER BY part_number")]
 
-    def _has_model(self, table: str, mk: str) -> bool:
-        """Whether any row of `table` names this model: most fleet devices are not in a catalogue,
-        and this set answers them without a query per vendor alias."""
+    def _has_key(self, table: str, column: str, key: str) -> bool:
+        """Whether any row of `table` has this key: most fleet devices are in no catalogue or
+        register, and a set answers them without a query (per vendor alias, for models)."""
         keys = self._model_keys.get(table)
         if keys is None:
-            rows = self._rows(f"SELECT DISTINCT model_key FROM {table}")
+            rows = self._rows(f"SELECT DISTINCT {column} FROM {table}")
             keys = self._model_keys[table] = frozenset(r[0] for r in rows)
-        return mk in keys
+        return key in keys
 
     def _vendor_keys(self, vendor: str) -> list[str]:
         keys = [normalize(vendor)]
@@ -894,7 +894,7 @@ class KnowledgeBase:
     def _device_model(self, vendor: str, model: str) -> DeviceModel | None:
         """Fleets hold thousands of devices of a few models: answers are cached until a write."""
         mk = model_key(model)
-        if not self._has_model("device_models", mk):
+        if not self._has_key("device_models", "model_key", mk):
             return None
         for vk in self._vendor_keys(vendor):
             rows = self._rows(
@@ -923,7 +923,7 @@ class KnowledgeBase:
     @lru_cache(maxsize=65536)  # noqa: B019 - cleared by invalidate() after every write
     def _firmware_releases(self, vendor: str, model: str) -> tuple[FirmwareRelease, ...]:
         mk = model_key(model)
-        if not self._has_model("firmware_releases", mk):
+        if not self._has_key("firmware_releases", "model_key", mk):
             return ()
         for vk in self._vendor_keys(vendor):
             rows = self._rows(
@@ -957,6 +957,9 @@ class KnowledgeBase:
         return releases[-1] if releases else None
 
     def asset(self, device_id: str) -> Asset | None:
+        # reports and alert passes ask for every device; most are not in the register
+        if not self._has_key("assets", "device_id", device_id):
+            return None
         rows = self._rows("SELECT * FROM assets WHERE device_id = ?", (device_id,))
         return _asset(rows[0]) if rows else None
 

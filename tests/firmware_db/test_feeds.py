@@ -193,6 +193,7 @@ def test_catalogue_firmware_assets(kb: KnowledgeBase, data_dir: Path) -> None:
         and latest.version == "V5.5.800 build 210628"
         and latest.openssl == "1.1.1k"
     )
+    assert kb.asset("sim-cam-001") is None  # cached absence must not outlive the import
     assert kb.import_feed("assets", str(data_dir / "assets.csv")).records == 2
     a = kb.asset("sim-cam-001")
     assert a is not None and a.criticality == 3.0 and a.install_date == "2019-04-02"
