@@ -879,6 +879,19 @@ class KnowledgeBase:
             keys = self._model_keys[table] = frozenset(r[0] for r in rows)
         return key in keys
 
+    def _model_rows(self, table: str, vendor: str, model: str) -> list[sqlite3.Row]:
+        """A model's catalogue rows, under the first vendor alias that has any."""
+        mk = model_key(model)
+        if not self._has_key(table, "model_key", mk):
+            return []
+        for vk in self._vendor_keys(vendor):
+            rows = self._rows(
+                f"SELECT * FROM {table} WHERE vendor_key = ? AND model_key = ?", (vk, mk)
+            )
+            if rows:
+                return rows
+        return []
+
     def _vendor_keys(self, vendor: str) -> list[str]:
         keys = [normalize(vendor)]
         org = self.vendor(vendor)
@@ -893,28 +906,22 @@ class KnowledgeBase:
     @lru_cache(maxsize=65536)  # noqa: B019 - cleared by invalidate() after every write
     def _device_model(self, vendor: str, model: str) -> DeviceModel | None:
         """Fleets hold thousands of devices of a few models: answers are cached until a write."""
-        mk = model_key(model)
-        if not self._has_key("device_models", "model_key", mk):
+        rows = self._model_rows("device_models", vendor, model)
+        if not rows:
             return None
-        for vk in self._vendor_keys(vendor):
-            rows = self._rows(
-                "SELECT * FROM device_models WHERE vendor_key = ? AND model_key = ?", (vk, mk)
-            )
-            if rows:
-                r = rows[0]
-                return DeviceModel(
-                    vendor=r["vendor"],
-                    model=r["model"],
-                    odm=r["odm"],
-                    device_class=r["device_class"],
-                    hw_revision=r["hw_revision"],
-                    launch=r["launch"],
-                    end_of_sale=r["end_of_sale"],
-                    end_of_support=r["end_of_support"],
-                    end_of_life=r["end_of_life"],
-                    source=r["source"],
-                )
-        return None
+        r = rows[0]
+        return DeviceModel(
+            vendor=r["vendor"],
+            model=r["model"],
+            odm=r["odm"],
+            device_class=r["device_class"],
+            hw_revision=r["hw_revision"],
+            launch=r["launch"],
+            end_of_sale=r["end_of_sale"],
+            end_of_support=r["end_of_support"],
+            end_of_life=r["end_of_life"],
+            source=r["source"],
+        )
 
     def firmware_releases(self, vendor: str, model: str) -> list[FirmwareRelease]:
         """Known firmware releases of a model, oldest first."""
@@ -922,31 +929,23 @@ class KnowledgeBase:
 
     @lru_cache(maxsize=65536)  # noqa: B019 - cleared by invalidate() after every write
     def _firmware_releases(self, vendor: str, model: str) -> tuple[FirmwareRelease, ...]:
-        mk = model_key(model)
-        if not self._has_key("firmware_releases", "model_key", mk):
-            return ()
-        for vk in self._vendor_keys(vendor):
-            rows = self._rows(
-                "SELECT * FROM firmware_releases WHERE vendor_key = ? AND model_key = ?", (vk, mk)
+        rows = self._model_rows("firmware_releases", vendor, model)
+        out = [
+            FirmwareRelease(
+                vendor=r["vendor"],
+                model=r["model"],
+                version=r["version"],
+                release_date=r["release_date"],
+                track=r["track"],
+                kernel=r["kernel"],
+                openssl=r["openssl"],
+                busybox=r["busybox"],
+                latest=bool(r["latest"]),
+                source=r["source"],
             )
-            if rows:
-                out = [
-                    FirmwareRelease(
-                        vendor=r["vendor"],
-                        model=r["model"],
-                        version=r["version"],
-                        release_date=r["release_date"],
-                        track=r["track"],
-                        kernel=r["kernel"],
-                        openssl=r["openssl"],
-                        busybox=r["busybox"],
-                        latest=bool(r["latest"]),
-                        source=r["source"],
-                    )
-                    for r in rows
-                ]
-                return tuple(sorted(out, key=_release_sort_key))
-        return ()
+            for r in rows
+        ]
+        return tuple(sorted(out, key=_release_sort_key))
 
     def latest_firmware(self, vendor: str, model: str) -> FirmwareRelease | None:
         """The release flagged latest, else the newest by version order."""
