@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collector.broker.mosquitto import BrokerError, free_port
-from collector.broker.passwords import password_line, verify_password
+from collector.broker.mosquitto import BrokerError, check_loopback, free_port
+from collector.broker.passwords import password_file_text, verify_password
 
 log = logging.getLogger("dunewatch.broker.embedded")
 
@@ -155,8 +155,9 @@ class EmbeddedBroker:
     _broker: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.host.startswith("127."):
-            raise BrokerError(f"refusing to bind the embedded broker to non-loopback {self.host}")
+        if self.host == "::1":  # amqtt is configured with an IPv4 "host:port" bind
+            raise BrokerError("the embedded broker binds IPv4 loopback (127.0.0.0/8) only")
+        check_loopback(self.host, "the embedded broker")
         self.workdir = Path(self.workdir)
 
     @property
@@ -171,8 +172,7 @@ class EmbeddedBroker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port(self.host)
-        lines = "".join(password_line(u, p) + "\n" for u, p in self.users.items())
-        self.password_path.write_text(lines)
+        self.password_path.write_text(password_file_text(self.users))
         self.password_path.chmod(0o600)
 
     def _config(self) -> dict[str, Any]:

@@ -12,11 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector.broker.passwords import acl_text, password_line
+from collector.broker.passwords import acl_text, password_file_text
 
 
 class BrokerError(RuntimeError):
     """The broker could not be configured, started or stopped."""
+
+
+def check_loopback(host: str, what: str) -> None:
+    """Brokers we start ourselves listen on loopback only."""
+    if not host.startswith("127.") and host != "::1":
+        raise BrokerError(f"refusing to bind {what} to non-loopback address {host}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -53,8 +59,7 @@ class MosquittoBroker:
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.host.startswith("127.") and self.host != "::1":
-            raise BrokerError(f"refusing to bind mosquitto to non-loopback address {self.host}")
+        check_loopback(self.host, "mosquitto")
         self.workdir = Path(self.workdir)
 
     @property
@@ -70,7 +75,7 @@ class MosquittoBroker:
         if not self.port:
             self.port = free_port(self.host)
         passwd = self.workdir / "passwd"
-        passwd.write_text("".join(password_line(u, p) + "\n" for u, p in self.users.items()))
+        passwd.write_text(password_file_text(self.users))
         acl = self.workdir / "acl"
         acl.write_text(acl_text(self.root, self.readers))
         # mosquitto drops to user 'mosquitto' before reading these when started as root

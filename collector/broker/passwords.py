@@ -6,7 +6,7 @@ import base64
 import hashlib
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes for $7$ (PBKDF2-SHA512)
 
@@ -37,6 +37,11 @@ def new_password() -> str:
 
 def password_line(username: str, password: str) -> str:
     return f"{username}:{hash_password(password)}"
+
+
+def password_file_text(users: Mapping[str, str]) -> str:
+    """A whole mosquitto password file for {username: password}."""
+    return "".join(password_line(u, p) + "\n" for u, p in users.items())
 
 
 def acl_text(root: str, readers: Iterable[str] = ()) -> str:
