@@ -6,10 +6,14 @@ the store's interface, so tests and `poll-once` can use a fake or a real store a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from collector.errors import CollectorError
+
+if TYPE_CHECKING:
+    from collector.snmp.ber import Oid, Value
+    from collector.snmp.targets import Target
 
 # Poll outcomes, as the collector store records them (liveness reads them).
 OUTCOME_OK: Final = "ok"
@@ -33,6 +37,52 @@ class OidMapError(SnmpError):
 
 class SimulatorError(SnmpError):
     """snmpsim could not be started or did not answer."""
+
+
+class PollFailed(SnmpError):
+    """One request of a poll failed; `outcome` is what the device state becomes."""
+
+    def __init__(self, outcome: str, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+
+
+# Request kinds an engine sends.
+GET: Final = "get"
+GET_NEXT: Final = "next"
+GET_BULK: Final = "bulk"
+
+
+class Reply(NamedTuple):
+    """An agent's answer to one request: error status/index and the varbinds as plain values."""
+
+    error_status: int
+    error_index: int
+    varbinds: list[tuple[Oid, Value]]
+
+
+class RequestEngine(Protocol):
+    """Sends one SNMP request and returns the agent's answer (an axis: see ENGINES in poller).
+
+    Raises PollFailed for a timeout or an SNMPv3 authentication failure; the caller handles the
+    error status, the per-agent in-flight limit and the per-poll deadline.
+    """
+
+    name: str
+
+    async def prepare(self, targets: Sequence[Target]) -> None: ...
+
+    async def request(
+        self,
+        target: Target,
+        kind: str,
+        oids: Sequence[Oid],
+        non_repeaters: int = 0,
+        max_repetitions: int = 0,
+    ) -> Reply: ...
+
+    def close(self) -> None: ...
 
 
 class PollSink(Protocol):

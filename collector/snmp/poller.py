@@ -4,9 +4,11 @@ How one poll works: a single GETBULK carries every wanted scalar as a non-repeat
 wanted table column as a repeater, so a typical camera answers identity, health and inventory
 in one round trip. Columns that are not finished (their next OID is still inside the column)
 are continued with further GETBULKs, exactly like `bulk_walk_cmd(..., lexicographicMode=False)`
-but for all columns at once. Requests go to pysnmp's command generators with numeric OIDs
-directly: the high-level API resolves every varbind through the MIB view (~110 µs each), which
-alone would eat the 10 s budget for 1,000 devices.
+but for all columns at once.
+
+Requests go through an engine (`ENGINES`): "lean" (engine_lean.py: our own BER codec on one
+datagram endpoint) for v1/v2c by default, "pysnmp" (engine_pysnmp.py) for SNMPv3 and on request
+for v1/v2c. pyasn1's per-varbind cost made pysnmp ~35 ms of CPU per device (docs/snmp.md).
 
 Limits: a per-target semaphore caps requests in flight to one agent (small agents drop UDP
 bursts), a global semaphore caps devices polled at once, and every poll has a deadline so one
@@ -22,37 +24,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pyasn1.type import univ  # type: ignore[import-untyped]
-from pysnmp.entity.engine import SnmpEngine
-from pysnmp.entity.rfc3413 import cmdgen
-from pysnmp.error import PySnmpError
-from pysnmp.hlapi.v3arch.asyncio import (
-    USM_AUTH_HMAC96_MD5,
-    USM_AUTH_HMAC96_SHA,
-    USM_AUTH_HMAC128_SHA224,
-    USM_AUTH_HMAC192_SHA256,
-    USM_AUTH_HMAC256_SHA384,
-    USM_AUTH_HMAC384_SHA512,
-    USM_AUTH_NONE,
-    USM_PRIV_CBC56_DES,
-    USM_PRIV_CBC168_3DES,
-    USM_PRIV_CFB128_AES,
-    USM_PRIV_CFB192_AES,
-    USM_PRIV_CFB256_AES,
-    USM_PRIV_NONE,
-    CommunityData,
-    Udp6TransportTarget,
-    UdpTransportTarget,
-    UsmUserData,
-)
-from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
-from pysnmp.proto import errind, rfc1902, rfc1905
-
+from collector.snmp import ber
+from collector.snmp.engine_lean import LeanEngine
 from collector.snmp.interface import (
-    OUTCOME_AUTH_FAILURE,
+    GET,
+    GET_BULK,
+    GET_NEXT,
     OUTCOME_ERROR,
     OUTCOME_OK,
     OUTCOME_TIMEOUT,
+    PollFailed,
+    RequestEngine,
+    SnmpError,
 )
 from collector.snmp.oidmap import (
     GROUP_HEALTH,
@@ -70,42 +53,9 @@ log = logging.getLogger("dunewatch.snmp")
 ALL_GROUPS: Final = (GROUP_IDENTITY, GROUP_HEALTH, GROUP_INVENTORY)
 HEALTH_GROUPS: Final = (GROUP_IDENTITY, GROUP_HEALTH)
 
-_AUTH: Final = {
-    None: USM_AUTH_NONE,
-    "MD5": USM_AUTH_HMAC96_MD5,
-    "SHA": USM_AUTH_HMAC96_SHA,
-    "SHA224": USM_AUTH_HMAC128_SHA224,
-    "SHA256": USM_AUTH_HMAC192_SHA256,
-    "SHA384": USM_AUTH_HMAC256_SHA384,
-    "SHA512": USM_AUTH_HMAC384_SHA512,
-}
-_PRIV: Final = {
-    None: USM_PRIV_NONE,
-    "DES": USM_PRIV_CBC56_DES,
-    "3DES": USM_PRIV_CBC168_3DES,
-    "AES": USM_PRIV_CFB128_AES,
-    "AES192": USM_PRIV_CFB192_AES,
-    "AES256": USM_PRIV_CFB256_AES,
-}
-# Error indications that mean "the agent answered, but our SNMPv3 credentials are wrong".
-_AUTH_ERRORS: Final = (
-    errind.WrongDigest,
-    errind.UnknownUserName,
-    errind.UnknownSecurityName,
-    errind.AuthenticationFailure,
-    errind.AuthenticationError,
-    errind.DecryptionError,
-    errind.UnsupportedSecurityLevel,
-    errind.NotInTimeWindow,
-)
-_MISSING: Final = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView)
-
-
-class _PollFailed(Exception):
-    def __init__(self, outcome: str, detail: str) -> None:
-        super().__init__(detail)
-        self.outcome = outcome
-        self.detail = detail
+ENGINE_LEAN: Final = "lean"
+ENGINE_PYSNMP: Final = "pysnmp"
+ENGINES: Final = (ENGINE_LEAN, ENGINE_PYSNMP)  # registry: name -> module engine_<name>.py
 
 
 class _Clock:
@@ -204,6 +154,7 @@ class PollerConfig:
     per_target_in_flight: int = 2
     max_concurrent_targets: int = 256
     deadline: float | None = None  # per poll; None = 3 x timeout x (retries + 1) + 1 s
+    engine: str = ENGINE_LEAN  # for v1/v2c targets; SNMPv3 always goes through pysnmp
 
     def __post_init__(self) -> None:
         for name in (
@@ -216,6 +167,8 @@ class PollerConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.max_concurrent_targets < 1:
             raise ValueError("max_concurrent_targets must be >= 1")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
         if self.deadline is not None and self.deadline <= 0:
             raise ValueError("deadline must be positive")
 
@@ -225,41 +178,27 @@ class PollerConfig:
         return 3 * target.timeout * (target.retries + 1) + 1.0
 
 
-def convert(value: Any, kind: str) -> Any:
-    """pysnmp value -> plain Python (str, int, colon-hex str, dotted OID), None if absent."""
-    if isinstance(value, _MISSING) or value is None:
+def convert(value: ber.Value | None, kind: str) -> Any:
+    """A varbind value -> plain Python (str, int, colon-hex str, dotted OID), None if absent."""
+    if value is None:
         return None
-    if isinstance(value, univ.ObjectIdentifier):
-        return ".".join(str(p) for p in tuple(value))
-    if isinstance(value, univ.Integer):
-        return int(value)
-    if isinstance(value, univ.OctetString):
-        raw = value.asOctets()
-        if kind == "hex" or isinstance(value, rfc1902.IpAddress):
-            if isinstance(value, rfc1902.IpAddress):
-                return ".".join(str(b) for b in raw)
-            return ":".join(f"{b:02x}" for b in raw)
-        if kind == "int":
-            return None
-        return raw.decode("utf-8", errors="replace").replace("\x00", "").strip()
+    tag, payload = value
+    if tag in ber.EXCEPTIONS:
+        return None
+    if tag == ber.OBJECT_IDENTIFIER:
+        assert isinstance(payload, tuple)
+        return ".".join(map(str, payload))
+    if tag in ber.INT_RANGES:
+        return payload
+    # OCTET STRING, IpAddress, Opaque, and NULL (an empty octet string to pyasn1)
+    raw = payload if isinstance(payload, bytes) else b""
+    if tag == ber.IP_ADDRESS:
+        return ".".join(str(b) for b in raw)
+    if kind == "hex":
+        return ":".join(f"{b:02x}" for b in raw)
     if kind == "int":
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return None
-    return str(value)
-
-
-def _auth_data(target: Target) -> CommunityData | UsmUserData:
-    if target.version in ("1", "2c"):
-        return CommunityData(target.community, mpModel=0 if target.version == "1" else 1)
-    return UsmUserData(
-        target.user,
-        authKey=target.auth_key,
-        privKey=target.priv_key,
-        authProtocol=_AUTH[target.auth_proto],
-        privProtocol=_PRIV[target.priv_proto],
-    )
+        return None
+    return raw.decode("utf-8", errors="replace").replace("\x00", "").strip()
 
 
 def _under(oid: tuple[int, ...], prefix: tuple[int, ...]) -> bool:
@@ -267,32 +206,26 @@ def _under(oid: tuple[int, ...], prefix: tuple[int, ...]) -> bool:
 
 
 class Poller:
-    """One SnmpEngine shared by every poll; open() inside the event loop that will use it."""
+    """Polls through a lean v1/v2c engine and a pysnmp engine built only when needed (SNMPv3,
+    or `engine="pysnmp"`); open() inside the event loop that will use it."""
 
     def __init__(self, oidmap: OidMap | None = None, config: PollerConfig | None = None) -> None:
         self.oidmap = oidmap or load_oidmap()
         self.config = config or PollerConfig()
-        self._engine: SnmpEngine | None = None
         self._global: asyncio.Semaphore | None = None
         self._per_target: dict[str, asyncio.Semaphore] = {}
-        self._transports: dict[tuple[str, int, float, int], Any] = {}
-        self._v3_engines: dict[tuple[Any, ...], SnmpEngine] = {}
+        self._engines: dict[str, RequestEngine] = {}
 
     async def open(self) -> None:
-        if self._engine is None:
-            self._engine = SnmpEngine()
+        if self._global is None:
             self._global = asyncio.Semaphore(self.config.max_concurrent_targets)
 
     def close(self) -> None:
-        for engine in {id(e): e for e in self._v3_engines.values()}.values():
-            if engine is not self._engine:
-                engine.close_dispatcher()
-        self._v3_engines.clear()
-        if self._engine is not None:
-            self._engine.close_dispatcher()
-            self._engine = None
-            self._transports.clear()
-            self._per_target.clear()
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()
+        self._per_target.clear()
+        self._global = None
 
     async def __aenter__(self) -> Poller:
         await self.open()
@@ -301,18 +234,37 @@ class Poller:
     async def __aexit__(self, *exc: object) -> None:
         self.close()
 
-    async def prepare(self, targets: Iterable[Target]) -> None:
-        """Register every target with the engine before polling starts.
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Datagrams the lean engine dropped (malformed, wrong request-id/source/community)."""
+        lean = self._engines.get(ENGINE_LEAN)
+        return dict(lean.errors) if isinstance(lean, LeanEngine) else {}
 
-        pysnmp rebuilds its community and target lookup maps after every configuration change,
-        walking all entries each time; configuring 1,000 devices one by one as their first
-        request goes out costs minutes. Configured up front, the maps are built once.
-        """
+    def engine_name(self, target: Target) -> str:
+        return ENGINE_PYSNMP if target.version == "3" else self.config.engine
+
+    def _engine(self, target: Target) -> RequestEngine:
+        name = self.engine_name(target)
+        engine = self._engines.get(name)
+        if engine is None:
+            if name == ENGINE_LEAN:
+                engine = LeanEngine()
+            else:
+                # Imported here: pysnmp's import and engine setup are paid only when used.
+                from collector.snmp.engine_pysnmp import PysnmpEngine
+
+                engine = PysnmpEngine()
+            self._engines[name] = engine
+        return engine
+
+    async def prepare(self, targets: Iterable[Target]) -> None:
+        """Set up every target before polling starts (pysnmp: register them all at once)."""
         await self.open()
+        by_engine: dict[str, list[Target]] = {}
         for target in targets:
-            engine = self._engine_for(target)
-            transport = await self._transport(target)
-            LCD.configure(engine, _auth_data(target), transport, target.context)
+            by_engine.setdefault(self.engine_name(target), []).append(target)
+        for group in by_engine.values():
+            await self._engine(group[0]).prepare(group)
 
     async def poll_many(
         self, targets: Sequence[Target], groups: tuple[str, ...] = ALL_GROUPS
@@ -349,9 +301,9 @@ class Poller:
                     OUTCOME_TIMEOUT,
                     f"no complete answer within the {deadline:g} s deadline",
                 )
-            except _PollFailed as exc:
+            except PollFailed as exc:
                 return self._failed(target, ts, start, counter, groups, exc.outcome, exc.detail)
-            except (PySnmpError, OSError, ValueError) as exc:
+            except (SnmpError, OSError, ValueError) as exc:
                 return self._failed(
                     target,
                     ts,
@@ -407,33 +359,7 @@ class Poller:
 
     # -- requests ---------------------------------------------------------------------------
 
-    async def _transport(self, target: Target) -> Any:
-        key = (target.host, target.port, target.timeout, target.retries)
-        tr = self._transports.get(key)
-        if tr is None:
-            cls = Udp6TransportTarget if ":" in target.host else UdpTransportTarget
-            tr = await cls.create(
-                (target.host, target.port), timeout=target.timeout, retries=target.retries
-            )
-            self._transports[key] = tr
-        return tr
-
-    def _engine_for(self, target: Target) -> SnmpEngine:
-        """The main engine for v1/v2c; one engine per distinct SNMPv3 credential set.
-
-        pysnmp keeps one key set per user name per engine (its USM table is indexed by the
-        user name), so devices that share a user name with different keys each need their own
-        engine, or they would overwrite each other's keys. Cities usually have few sets.
-        """
-        assert self._engine is not None
-        if target.version != "3":
-            return self._engine
-        key = (target.user, target.auth_proto, target.auth_key, target.priv_proto, target.priv_key)
-        engine = self._v3_engines.get(key)
-        if engine is None:
-            engine = SnmpEngine() if self._v3_engines else self._engine
-            self._v3_engines[key] = engine
-        return engine
+    # -- requests ---------------------------------------------------------------------------
 
     def _semaphore(self, target: Target) -> asyncio.Semaphore:
         """Requests in flight are capped per agent endpoint (host, port): simulators and
@@ -453,11 +379,9 @@ class Poller:
         counter: _Clock,
         non_repeaters: int = 0,
         max_repetitions: int = 0,
-    ) -> list[tuple[tuple[int, ...], Any]]:
-        """One GET / GETNEXT / GETBULK with raw numeric varbinds; raises _PollFailed."""
-        engine = self._engine_for(target)
-        transport = await self._transport(target)
-        auth = _auth_data(target)
+    ) -> list[tuple[tuple[int, ...], ber.Value]]:
+        """One GET / GETNEXT / GETBULK with raw numeric varbinds; raises PollFailed."""
+        engine = self._engine(target)
         sem = self._semaphore(target)
         counter.wait_start()
         try:
@@ -467,68 +391,27 @@ class Poller:
             raise
         counter.wait_end()
         try:
-            addr_name, _params = LCD.configure(engine, auth, transport, target.context)
-            loop = asyncio.get_running_loop()
-            future: asyncio.Future[tuple[Any, Any, Any, Any]] = loop.create_future()
-
-            def done(
-                _engine: Any,
-                _handle: Any,
-                err_ind: Any,
-                err_stat: Any,
-                err_idx: Any,
-                var_binds: Any,
-                _ctx: Any,
-            ) -> None:
-                if not future.done():
-                    future.set_result((err_ind, err_stat, err_idx, var_binds))
-
-            vbs = [(rfc1902.ObjectName(o), univ.Null("")) for o in oids]
-            ctx_name = target.context.encode() if target.context else b""
-            if kind == "bulk":
-                cmdgen.BulkCommandGeneratorSingleRun().send_varbinds(
-                    engine, addr_name, None, ctx_name, non_repeaters, max_repetitions, vbs, done
-                )
-            elif kind == "next":
-                cmdgen.NextCommandGeneratorSingleRun().send_varbinds(
-                    engine, addr_name, None, ctx_name, vbs, done
-                )
-            else:
-                cmdgen.GetCommandGenerator().send_varbinds(
-                    engine, addr_name, None, ctx_name, vbs, done
-                )
-            err_ind, err_stat, err_idx, var_binds = await future
+            reply = await engine.request(target, kind, oids, non_repeaters, max_repetitions)
         finally:
             sem.release()
             counter.request_end()
-        if err_ind:
-            if isinstance(err_ind, errind.RequestTimedOut):
-                why = (
-                    "no answer (device unreachable, or wrong community)"
-                    if target.version != "3"
-                    else "no answer (device unreachable, or SNMPv3 not enabled)"
-                )
-                raise _PollFailed(OUTCOME_TIMEOUT, f"{why} after {target.retries + 1} tries")
-            if isinstance(err_ind, _AUTH_ERRORS):
-                raise _PollFailed(
-                    OUTCOME_AUTH_FAILURE,
-                    f"SNMPv3 authentication failed for user {target.user!r}: {err_ind}",
-                )
-            raise _PollFailed(OUTCOME_ERROR, f"{type(err_ind).__name__}: {err_ind}")
-        if err_stat and int(err_stat):
-            status = err_stat.prettyPrint() if hasattr(err_stat, "prettyPrint") else err_stat
+        if reply.error_status:
+            status = (
+                ber.ERROR_STATUS[reply.error_status]
+                if reply.error_status < len(ber.ERROR_STATUS)
+                else str(reply.error_status)
+            )
             where = ""
-            idx = int(err_idx or 0)
-            if 0 < idx <= len(oids):
-                where = f" at {'.'.join(map(str, oids[idx - 1]))}"
-            raise _PollFailed(OUTCOME_ERROR, f"agent returned error status {status}{where}")
-        return [(tuple(name), val) for name, val in var_binds]
+            if 0 < reply.error_index <= len(oids):
+                where = f" at {'.'.join(map(str, oids[reply.error_index - 1]))}"
+            raise PollFailed(OUTCOME_ERROR, f"agent returned error status {status}{where}")
+        return reply.varbinds
 
     async def _get(self, target: Target, oids: tuple[str, ...], counter: _Clock) -> dict[str, Any]:
         if not oids:
             return {}
         tuples = [tuple(int(p) for p in o.split(".")) for o in oids]
-        vbs = await self._request(target, "get", tuples, counter)
+        vbs = await self._request(target, GET, tuples, counter)
         return {o: convert(val, "str") for o, (_name, val) in zip(oids, vbs, strict=False)}
 
     async def _collect(
@@ -577,10 +460,10 @@ class Poller:
             if first:
                 reps = min(reps, self.config.first_repetitions)
             if v1:
-                vbs = await self._request(target, "next", oids, counter)
+                vbs = await self._request(target, GET_NEXT, oids, counter)
             else:
                 vbs = await self._request(
-                    target, "bulk", oids, counter, len(nonrep), reps if active else 0
+                    target, GET_BULK, oids, counter, len(nonrep), reps if active else 0
                 )
             for s, (name, val) in zip(nonrep, vbs[: len(nonrep)], strict=False):
                 values[s.name] = convert(val, s.type) if name == s.oid else None
@@ -593,7 +476,7 @@ class Poller:
                 if col in finished:
                     continue
                 if (
-                    isinstance(val, rfc1905.EndOfMibView)
+                    val.tag == ber.END_OF_MIB_VIEW
                     or not _under(name, col.oid)
                     or name <= cursor[col]
                 ):
