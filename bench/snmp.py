@@ -71,7 +71,11 @@ def device_text(template: str, i: int) -> str:
 
 
 def start_agents(
-    root: Path, devices: int, procs: int
+    root: Path,
+    devices: int,
+    procs: int,
+    python: str | None = None,
+    open_files: int | None = None,
 ) -> tuple[list[Snmpsim], list[tuple[int, str]]]:
     templates = [packaged_snmprec(n) for n in SNMPREC_DEVICES]
     sims: list[Snmpsim] = []
@@ -84,7 +88,9 @@ def start_agents(
         }
         if not names:
             break
-        sim = Snmpsim(root / f"sim{p}", names, max_var_binds=256)
+        sim = Snmpsim(
+            root / f"sim{p}", names, max_var_binds=256, python=python, open_files=open_files
+        )
         sim.launch()
         sims.append(sim)
         assert sim.port is not None

@@ -31,6 +31,19 @@ SNMPREC_DEVICES: Final = ("camera", "nvr", "gateway")
 V3_USER: Final = "monitor"
 V3_AUTH_KEY: Final = "authpass123"
 V3_PRIV_KEY: Final = "privpass123"
+SNMPSIM_OPEN_FILES: Final = 31  # snmpsim's own cap on data files kept open (DataFile)
+
+# Starts snmpsim's responder with a different cap on open data files. snmpsim closes and
+# reopens a device's data file and index whenever more than its cap are in use, which with
+# hundreds of devices per process happens on nearly every request (profiled: ~25 % of its CPU).
+_LAUNCHER: Final = (
+    "import sys\n"
+    "from snmpsim import datafile\n"
+    "datafile.DataFile.max_queue_entries = int(sys.argv.pop(1))\n"
+    "from snmpsim.commands.responder import main\n"
+    "sys.argv[0] = 'snmpsim-command-responder'\n"
+    "sys.exit(main())\n"
+)
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
@@ -156,8 +169,14 @@ class Snmpsim:
         port: int | None = None,
         max_var_binds: int = 256,
         executable: str | None = None,
+        python: str | None = None,
+        open_files: int | None = None,
     ) -> None:
+        """`python`: run snmpsim with this interpreter (e.g. a PyPy venv that has snmpsim);
+        `open_files`: data files snmpsim keeps open at once (its default is 31)."""
         _check_loopback(host)
+        if open_files is not None and open_files < 1:
+            raise SimulatorError("open_files must be >= 1")
         if not devices:
             raise SimulatorError("snmpsim needs at least one device data file")
         self.workdir = Path(workdir).resolve()
@@ -166,6 +185,8 @@ class Snmpsim:
         self.port = port
         self.max_var_binds = max_var_binds
         self.executable = executable
+        self.python = python
+        self.open_files = open_files
         self._proc: subprocess.Popen[bytes] | None = None
 
     def device(self, name: str) -> SimulatedDevice:
@@ -175,8 +196,12 @@ class Snmpsim:
         return SimulatedDevice(name, self.port, self.host)
 
     def command(self) -> list[str]:
-        exe = self.executable or shutil.which("snmpsim-command-responder")
-        base = [exe] if exe else [sys.executable, "-m", "snmpsim.commands.responder"]
+        if self.python is not None or self.open_files is not None:
+            files = self.open_files or SNMPSIM_OPEN_FILES
+            base = [self.python or sys.executable, "-c", _LAUNCHER, str(files)]
+        else:
+            exe = self.executable or shutil.which("snmpsim-command-responder")
+            base = [exe] if exe else [sys.executable, "-m", "snmpsim.commands.responder"]
         args = [
             f"--data-dir={self.workdir / 'data'}",
             f"--cache-dir={self.workdir / 'cache'}",
@@ -189,6 +214,10 @@ class Snmpsim:
             f"--max-var-binds={self.max_var_binds}",
             "--logging-method=null",
         ]
+        if self.python is not None:
+            # The packaged variation modules (none used by our data files) need Python 3.10+
+            # syntax; another interpreter (PyPy 3.9) gets an empty module directory.
+            args.append(f"--variation-modules-dir={self.workdir / 'variation'}")
         if os.geteuid() == 0:
             # snmpsim refuses to run as root unless told which user to keep (LIBRARY-NOTES).
             args += ["--process-user=root", "--process-group=root"]
@@ -199,6 +228,7 @@ class Snmpsim:
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         (self.workdir / "cache").mkdir(parents=True, exist_ok=True)
+        (self.workdir / "variation").mkdir(parents=True, exist_ok=True)
         for name, text in self.devices.items():
             path = data / f"{name}.snmprec"
             path.parent.mkdir(parents=True, exist_ok=True)
