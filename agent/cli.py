@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import AgentError
+
+if TYPE_CHECKING:
+    import argparse
+
+    Args = argparse.Namespace | SimpleNamespace
 
 PROG = "dunewatch-agent"
 
 
-def _flags(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
+def _flags(args: Args) -> dict[tuple[str, str], Any]:
     """CLI flags as config overrides; only the ones given (None means 'not on the command line')."""
     table = {
         ("broker", "url"): getattr(args, "broker", None),
@@ -37,19 +42,23 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: Args) -> int:
+    from agent import deferred
+
+    deferred.defer_for_values()  # before agent.config imports dataclasses
     from agent.config import load
     from agent.loop import Agent
 
     path = Path(args.config) if args.config else None
     flags = _flags(args)
     cfg = load(path, flags=flags)
+    deferred.defer_for_mqtt(tls=cfg.broker.tls)  # decided from the validated configuration
     _setup_logging(cfg.agent.log_level)
     Agent(cfg, config_path=path, flags=flags).run()
     return 0
 
 
-def cmd_once(args: argparse.Namespace) -> int:
+def cmd_once(args: Args) -> int:
     from agent.once import once_report, render_text
 
     path = Path(args.config) if args.config else None
@@ -63,7 +72,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check_config(args: argparse.Namespace) -> int:
+def cmd_check_config(args: Args) -> int:
     from agent.config import describe, load
 
     cfg = load(Path(args.file))
@@ -74,6 +83,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="dunewatch edge agent: reports health and inventory of this device over MQTT.",
@@ -133,9 +144,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# `run`'s options: name -> (destination, converter, allowed values).
+_RUN_OPTIONS: dict[str, tuple[str, Callable[[str], Any], tuple[str, ...]]] = {
+    "--config": ("config", str, ()),
+    "--broker": ("broker", str, ()),
+    "--device-id": ("device_id", str, ()),
+    "--interval": ("interval", float, ()),
+    "--username": ("username", str, ()),
+    "--password-file": ("password_file", str, ()),
+    "--outbox": ("outbox", str, ()),
+    "--protocol": ("protocol", str, ("5", "3.1.1")),
+    "--log-level": ("log_level", str, ("debug", "info", "warning", "error")),
+}
+
+
+def parse_run_args(argv: Sequence[str]) -> SimpleNamespace | None:
+    """`[-v] run --option VALUE ...` parsed without argparse, or None to let argparse do it.
+
+    The daemon is the one command that lives for months: argparse and what it imports (gettext,
+    locale, textwrap, shutil with bz2 and lzma) would stay resident, about 1 MB. Only exact long
+    options with plain values are taken here; help, abbreviations, unknown or repeated-looking
+    options, bad numbers or choices all return None, so argparse keeps producing the messages.
+    """
+    args = list(argv)
+    verbose = False
+    while args and args[0] in ("-v", "--verbose"):
+        verbose = True
+        args.pop(0)
+    if not args or args.pop(0) != "run":
+        return None
+    ns = SimpleNamespace(
+        verbose=verbose,
+        command="run",
+        func=cmd_run,
+        **{d: None for d, _, _ in _RUN_OPTIONS.values()},
+    )
+    i = 0
+    while i < len(args):
+        name, eq, value = args[i].partition("=")
+        spec = _RUN_OPTIONS.get(name)
+        if spec is None:
+            return None
+        if not eq:
+            if i + 1 >= len(args):
+                return None
+            i += 1
+            value = args[i]
+        if value.startswith("-"):
+            return None  # argparse decides whether that is a value or a missing one
+        dest, convert, choices = spec
+        if choices and value not in choices:
+            return None
+        try:
+            setattr(ns, dest, convert(value))
+        except ValueError:
+            return None
+        i += 1
+    return ns
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args: Args | None = parse_run_args(sys.argv[1:] if argv is None else argv)
+    if args is None:
+        args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except AgentError as exc:

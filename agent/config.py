@@ -95,6 +95,8 @@ class DeviceSection:
 
 @dataclass(frozen=True)
 class ProbesSection:
+    """Which health sections to collect, and on which mounts and interfaces."""
+
     enabled: tuple[str, ...] = PROBE_NAMES
     mounts: tuple[str, ...] = ()  # default: every physical filesystem
     interfaces: tuple[str, ...] = ()  # default: every non-loopback interface
@@ -102,6 +104,8 @@ class ProbesSection:
 
 @dataclass(frozen=True)
 class AgentConfig:
+    """The validated configuration: one value per section, and where it was read from."""
+
     agent: AgentSection = field(default_factory=AgentSection)
     broker: BrokerSection = field(default_factory=BrokerSection)
     outbox: OutboxSection = field(default_factory=OutboxSection)

@@ -138,6 +138,9 @@ class MqttPublisher:
         if s.tls:
             import ssl
 
+            from agent import deferred
+
+            deferred.load("ssl")  # a plain start left paho a stand-in (agent/deferred.py)
             try:
                 client.tls_set(
                     ca_certs=s.ca_file or None,
