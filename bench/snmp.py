@@ -1,16 +1,22 @@
 """Benchmark: poll 1,000 simulated SNMP agents for inventory and health; net-snmp as the peer.
 
 Both sides collect the same data from the same simulated devices in one run:
-- dunewatch: one PollService/Poller (pysnmp asyncio, one engine), every device concurrently,
-  identity + health + inventory (system group, ENTITY-MIB, HOST-RESOURCES, IF-MIB, UCD).
+- dunewatch: one PollService/Poller, every device concurrently, identity + health + inventory
+  (system group, ENTITY-MIB, HOST-RESOURCES, IF-MIB, UCD); v1/v2c through the lean engine
+  (`--engine pysnmp` for pysnmp's; SNMPv3 always goes through pysnmp).
 - net-snmp: per device one `snmpget` (system scalars + UCD memory) and one `snmpbulkwalk` per
   table, run in parallel as subprocesses (like `xargs -P`), numeric OIDs, MIBS= (no MIB files).
 
 The agents are snmpsim processes on loopback, each serving an equal share of the devices as
 communities (SNMPv3: context names). All devices are simulated (packaged camera/NVR/gateway
-data with per-device names and serials).
+data with per-device names and serials). The simulator is the test harness, not the product:
+its CPU is reported apart from the poller's (real devices answer on their own CPUs).
+`--simulator` picks how snmpsim runs: "stock" (as installed), "tuned" (same interpreter, with
+its --max-var-binds honoured and all data files kept open, see collector/snmp/simulator.py),
+or "pypy" (tuned, under the PyPy interpreter given by --pypy, a venv with snmpsim installed).
 
-    python3 bench/snmp.py                   # 1,000 devices, v2c
+    python3 bench/snmp.py                   # 1,000 devices, v2c, stock snmpsim
+    python3 bench/snmp.py --simulator pypy --pypy .venv-pypy/bin/python --agent-warmup 1
     python3 bench/snmp.py --v3              # same, SNMPv3 authPriv SHA/AES
     python3 bench/snmp.py --devices 200 --peer-parallel 32
 """
@@ -31,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from collector.snmp.oidmap import load_oidmap  # noqa: E402
-from collector.snmp.poller import Poller  # noqa: E402
+from collector.snmp.poller import ENGINE_LEAN, ENGINES, Poller, PollerConfig  # noqa: E402
 from collector.snmp.service import PollService  # noqa: E402
 from collector.snmp.simulator import (  # noqa: E402
     SNMPREC_DEVICES,
@@ -75,7 +81,7 @@ def start_agents(
     devices: int,
     procs: int,
     python: str | None = None,
-    open_files: int | None = None,
+    tuned: bool = False,
 ) -> tuple[list[Snmpsim], list[tuple[int, str]]]:
     templates = [packaged_snmprec(n) for n in SNMPREC_DEVICES]
     sims: list[Snmpsim] = []
@@ -88,9 +94,7 @@ def start_agents(
         }
         if not names:
             break
-        sim = Snmpsim(
-            root / f"sim{p}", names, max_var_binds=256, python=python, open_files=open_files
-        )
+        sim = Snmpsim(root / f"sim{p}", names, max_var_binds=256, python=python, tuned=tuned)
         sim.launch()
         sims.append(sim)
         assert sim.port is not None
@@ -149,9 +153,11 @@ def cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def run_dunewatch(targets: list[Target], inventory: bool = True) -> Result:
+async def run_dunewatch(
+    targets: list[Target], inventory: bool = True, engine: str = ENGINE_LEAN
+) -> Result:
     c0 = cpu_self()
-    async with Poller() as poller:
+    async with Poller(config=PollerConfig(engine=engine)) as poller:
         svc = PollService(poller)
         t_setup = time.monotonic()
         await poller.prepare(targets)  # once per collector start, like `collector serve`
@@ -169,7 +175,7 @@ async def run_dunewatch(targets: list[Target], inventory: bool = True) -> Result
         inv, h = r.inventory or {}, r.health or {}
         vbs += len(inv.get("packages", [])) + len(inv.get("parts", [])) + len(h.get("net", {}))
     return Result(
-        "dunewatch (pysnmp asyncio)" if inventory else "dunewatch, health only (steady state)",
+        f"dunewatch ({engine} engine)" + ("" if inventory else ", health only (steady state)"),
         wall,
         len(ok),
         len(reports) - len(ok),
@@ -253,20 +259,45 @@ def main() -> int:
     ap.add_argument("--peer-parallel", type=int, default=16, help="net-snmp processes at once")
     ap.add_argument("--v3", action="store_true", help="SNMPv3 authPriv SHA/AES instead of v2c")
     ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--engine", choices=ENGINES, default=ENGINE_LEAN, help="v1/v2c engine")
+    ap.add_argument(
+        "--also-pysnmp",
+        action="store_true",
+        help="add a row polling through the pysnmp engine (the reference path)",
+    )
+    ap.add_argument("--simulator", choices=("stock", "tuned", "pypy"), default="stock")
+    ap.add_argument("--pypy", help="python of a PyPy venv with snmpsim (--simulator pypy)")
+    ap.add_argument(
+        "--agent-warmup",
+        type=int,
+        default=0,
+        help="unmeasured full polls before measuring (lets PyPy's JIT warm up); default 0",
+    )
     args = ap.parse_args()
+    if args.simulator == "pypy" and not args.pypy:
+        ap.error("--simulator pypy needs --pypy PATH (a PyPy venv's python with snmpsim)")
     root = Path(tempfile.mkdtemp(prefix="bench-snmp-"))
     t0 = time.monotonic()
-    sims, where = start_agents(root, args.devices, args.agents)
+    sims, where = start_agents(
+        root,
+        args.devices,
+        args.agents,
+        python=args.pypy if args.simulator == "pypy" else None,
+        tuned=args.simulator != "stock",
+    )
     print(
-        f"{len(where)} simulated agents on {len(sims)} snmpsim processes "
-        f"(started in {time.monotonic() - t0:.1f} s); SNMP {'v3 authPriv' if args.v3 else 'v2c'}"
+        f"{len(where)} simulated agents on {len(sims)} snmpsim processes ({args.simulator}, "
+        f"started in {time.monotonic() - t0:.1f} s); SNMP {'v3 authPriv' if args.v3 else 'v2c'}"
     )
     try:
         targets = targets_for(where, args.v3)
         # Warm-up (engine creation, snmpsim caches) on a few devices, not measured.
-        asyncio.run(run_dunewatch(targets[:10]))
+        asyncio.run(run_dunewatch(targets[:10], engine=args.engine))
+        for n in range(args.agent_warmup):
+            w = asyncio.run(run_dunewatch(targets, engine=args.engine))
+            print(f"agent warm-up pass {n + 1}: {w.wall:.2f} s, {w.ok} ok (not measured)")
         a0 = agents_cpu(sims)
-        results = [asyncio.run(run_dunewatch(targets))]
+        results = [asyncio.run(run_dunewatch(targets, engine=args.engine))]
         results[0].agent_cpu = agents_cpu(sims) - a0
         print(
             f"dunewatch: engine setup for {len(targets)} targets {results[0].setup:.2f} s "
@@ -275,37 +306,46 @@ def main() -> int:
             flush=True,
         )
         a0 = agents_cpu(sims)
-        health = asyncio.run(run_dunewatch(targets, inventory=False))
+        health = asyncio.run(run_dunewatch(targets, inventory=False, engine=args.engine))
         health.agent_cpu = agents_cpu(sims) - a0
         print(f"dunewatch health only: {health.wall:.2f} s, {health.ok} ok", flush=True)
+        extra: list[Result] = []
+        if args.also_pysnmp and args.engine != "pysnmp":
+            a0 = agents_cpu(sims)
+            ref = asyncio.run(run_dunewatch(targets, engine="pysnmp"))
+            ref.agent_cpu = agents_cpu(sims) - a0
+            print(f"dunewatch pysnmp engine: {ref.wall:.2f} s, {ref.ok} ok", flush=True)
+            extra.append(ref)
         if not args.skip_peer:
             a0 = agents_cpu(sims)
             results.append(asyncio.run(run_netsnmp(targets, args.peer_parallel)))
             results[1].agent_cpu = agents_cpu(sims) - a0
         results.append(health)
+        results += extra
     finally:
         for sim in sims:
             sim.stop()
         shutil.rmtree(root, ignore_errors=True)
     print()
     print(
-        f"{'poller':<44} {'wall s':>7} {'ok':>6} {'failed':>6} {'req/proc':>9} {'cpu s':>7} "
-        f"{'agents cpu s':>12}"
+        f"{'poller':<52} {'wall s':>7} {'ok':>6} {'failed':>6} {'req/proc':>9} {'cpu s':>7} "
+        f"{'ms/dev':>7} {'agents cpu s':>12}"
     )
     for r in results:
+        per_dev = 1000 * r.cpu / max(r.ok + r.failed, 1)
         print(
-            f"{r.name:<44} {r.wall:>7.2f} {r.ok:>6} {r.failed:>6} {r.requests:>9} {r.cpu:>7.2f} "
-            f"{r.agent_cpu:>12.2f}"
+            f"{r.name:<52} {r.wall:>7.2f} {r.ok:>6} {r.failed:>6} {r.requests:>9} {r.cpu:>7.2f} "
+            f"{per_dev:>7.1f} {r.agent_cpu:>12.2f}"
         )
     print()
     print("req/proc: SNMP requests sent (dunewatch) / processes run (net-snmp);")
     print("cpu s: CPU of the poller process incl. engine setup (dunewatch) / of all net-snmp")
-    print("       processes (peer);")
+    print("       processes (peer); ms/dev: that CPU per device polled;")
     print("agents cpu s: CPU the snmpsim processes spent answering that run.")
     print(
         f"machine: {os.cpu_count()} cores, shared with other work (load {os.getloadavg()[0]:.1f})."
     )
-    if len(results) == 3 and results[0].ok and results[1].ok:
+    if not args.skip_peer and results[0].ok and results[1].ok:
         print(
             f"net-snmp lines of output: {results[1].varbinds}; "
             f"dunewatch: {results[0].ok} reports with inventory and health"

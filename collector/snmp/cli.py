@@ -88,6 +88,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--tag", action="append", default=[], metavar="K=V", help="placement tag when storing"
     )
+    p.add_argument(
+        "--engine",
+        choices=("lean", "pysnmp"),
+        default="lean",
+        help="v1/v2c request engine (default lean; SNMPv3 always uses pysnmp)",
+    )
     p.set_defaults(func=cmd_poll_once)
 
     p = cmds.add_parser(
@@ -300,14 +306,14 @@ def _print_report(report: Any) -> None:
 
 
 def cmd_poll_once(args: argparse.Namespace) -> int:
-    from collector.snmp.poller import Poller
+    from collector.snmp.poller import Poller, PollerConfig
     from collector.snmp.service import PollService, store_report
 
     target = target_from_args(args)
     _warn(target)
 
     async def run() -> Any:
-        async with Poller() as poller:
+        async with Poller(config=PollerConfig(engine=args.engine)) as poller:
             return await PollService(poller).poll(target, inventory=True)
 
     report = asyncio.run(run())

@@ -33,13 +33,21 @@ V3_AUTH_KEY: Final = "authpass123"
 V3_PRIV_KEY: Final = "privpass123"
 SNMPSIM_OPEN_FILES: Final = 31  # snmpsim's own cap on data files kept open (DataFile)
 
-# Starts snmpsim's responder with a different cap on open data files. snmpsim closes and
-# reopens a device's data file and index whenever more than its cap are in use, which with
-# hundreds of devices per process happens on nearly every request (profiled: ~25 % of its CPU).
+# Starts snmpsim's responder with two fixes (see Snmpsim.tuned). First, a different cap on open
+# data files: snmpsim closes and reopens a device's data file and index whenever more than its
+# cap are in use, which with hundreds of devices per process happens on nearly every request.
+# Second, `--max-var-binds` made effective again: snmpsim sets `maxVarBinds` on pysnmp's GETBULK
+# responder, which pysnmp 7 renamed `max_varbinds`, so every GETBULK answer stays capped at 64
+# repeated varbinds whatever the option says (more round trips per device than asked for).
 _LAUNCHER: Final = (
     "import sys\n"
     "from snmpsim import datafile\n"
+    "from pysnmp.entity.rfc3413 import cmdrsp\n"
     "datafile.DataFile.max_queue_entries = int(sys.argv.pop(1))\n"
+    "if not hasattr(cmdrsp.BulkCommandResponder, 'maxVarBinds'):\n"
+    "    cmdrsp.BulkCommandResponder.maxVarBinds = property(\n"
+    "        lambda self: self.max_varbinds,\n"
+    "        lambda self, value: setattr(self, 'max_varbinds', int(value)))\n"
     "from snmpsim.commands.responder import main\n"
     "sys.argv[0] = 'snmpsim-command-responder'\n"
     "sys.exit(main())\n"
@@ -171,9 +179,12 @@ class Snmpsim:
         executable: str | None = None,
         python: str | None = None,
         open_files: int | None = None,
+        tuned: bool = False,
     ) -> None:
         """`python`: run snmpsim with this interpreter (e.g. a PyPy venv that has snmpsim);
-        `open_files`: data files snmpsim keeps open at once (its default is 31)."""
+        `open_files`: data files snmpsim keeps open at once (its default is 31); `tuned`: start
+        it through `_LAUNCHER`, which also makes `max_var_binds` take effect (implied by the
+        other two). Without any of them snmpsim runs exactly as installed."""
         _check_loopback(host)
         if open_files is not None and open_files < 1:
             raise SimulatorError("open_files must be >= 1")
@@ -187,6 +198,7 @@ class Snmpsim:
         self.executable = executable
         self.python = python
         self.open_files = open_files
+        self.tuned = tuned or python is not None or open_files is not None
         self._proc: subprocess.Popen[bytes] | None = None
 
     def device(self, name: str) -> SimulatedDevice:
@@ -196,8 +208,8 @@ class Snmpsim:
         return SimulatedDevice(name, self.port, self.host)
 
     def command(self) -> list[str]:
-        if self.python is not None or self.open_files is not None:
-            files = self.open_files or SNMPSIM_OPEN_FILES
+        if self.tuned:
+            files = self.open_files or max(SNMPSIM_OPEN_FILES, len(self.devices) + 1)
             base = [self.python or sys.executable, "-c", _LAUNCHER, str(files)]
         else:
             exe = self.executable or shutil.which("snmpsim-command-responder")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.snmp.interface import PollSink, SnmpError
-from collector.snmp.poller import Poller, PollerConfig
+from collector.snmp.poller import ENGINE_LEAN, ENGINES, Poller, PollerConfig
 from collector.snmp.service import DEFAULT_INVENTORY_INTERVAL, PollService, Scheduler
 from collector.snmp.targets import Target, load_targets
 
@@ -114,9 +114,10 @@ class SnmpSource:
 
 def source_factory(table: Mapping[str, Any], config: Any, opener: Any) -> SnmpSource:
     """`[[sources]] type = "snmp"` in the collector config; keys: targets, inventory_interval,
-    jitter. The targets file defaults to snmp-targets.toml next to the database. `collector
-    serve` hands start() a store connection of the source's own, so no opener is needed."""
-    known = {"type", "targets", "inventory_interval", "jitter"}
+    jitter, engine ("lean" or "pysnmp", for v1/v2c targets). The targets file defaults to
+    snmp-targets.toml next to the database. `collector serve` hands start() a store connection
+    of the source's own, so no opener is needed."""
+    known = {"type", "targets", "inventory_interval", "jitter", "engine"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise SnmpError(f"[[sources]] type snmp: unknown key(s) {', '.join(unknown)}")
@@ -124,8 +125,14 @@ def source_factory(table: Mapping[str, Any], config: Any, opener: Any) -> SnmpSo
     targets = Path(table.get("targets") or db_path.parent / "snmp-targets.toml")
     if not targets.is_absolute() and "targets" in table:
         targets = db_path.parent / targets
+    engine = table.get("engine", ENGINE_LEAN)
+    if engine not in ENGINES:
+        raise SnmpError(
+            f"[[sources]] type snmp: engine {engine!r} is not one of {', '.join(ENGINES)}"
+        )
     return SnmpSource(
         targets_path=targets,
         inventory_interval=float(table.get("inventory_interval", DEFAULT_INVENTORY_INTERVAL)),
         jitter=float(table.get("jitter", 0.1)),
+        poller_config=PollerConfig(engine=engine),
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -282,3 +284,37 @@ def test_error_status_is_reported_with_the_failing_oid(
     raw = asyncio.run(run())
     assert raw.outcome == "error"
     assert raw.detail == "agent returned error status genErr at 1.3.6.1.2.1.1.1"
+
+
+# -- choosing the engine ---------------------------------------------------------------------
+
+
+def test_poll_once_engine_flag_gives_the_same_report(
+    snmpsim: Snmpsim, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collector.cli import main
+
+    addr = f"127.0.0.1:{snmpsim.port}"
+    reports = {}
+    for engine in ("lean", "pysnmp"):
+        code = main(["snmp", "poll-once", addr, "--community", "nvr", "--json", "--engine", engine])
+        out = capsys.readouterr().out
+        assert code == 0
+        reports[engine] = json.loads(out)
+    assert reports["lean"]["identity"] == reports["pysnmp"]["identity"]
+    assert reports["lean"]["inventory"] == reports["pysnmp"]["inventory"]
+    assert reports["lean"]["requests"] == reports["pysnmp"]["requests"]
+
+
+def test_source_config_engine_key(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from collector.snmp.interface import SnmpError
+    from collector.snmp.source import source_factory
+
+    config = SimpleNamespace(store=SimpleNamespace(path=str(tmp_path / "d.db")))
+    src = source_factory({"type": "snmp", "engine": "pysnmp"}, config, None)
+    assert src.poller_config.engine == ENGINE_PYSNMP
+    assert source_factory({"type": "snmp"}, config, None).poller_config.engine == ENGINE_LEAN
+    with pytest.raises(SnmpError, match="engine 'turbo' is not one of lean, pysnmp"):
+        source_factory({"type": "snmp", "engine": "turbo"}, config, None)
