@@ -54,7 +54,10 @@ def _materialize(standin: Deferred) -> types.ModuleType:
     if sys.modules.get(name) is standin:  # still inside the deferring import
         del sys.modules[name]
     real = importlib.import_module(name)
-    standin.__dict__.update(real.__dict__)  # placeholders give way to the real names
+    # from now on the same namespace as the real module: placeholders give way to real names
+    for extra in standin.__dict__.keys() - real.__dict__.keys():
+        del standin.__dict__[extra]
+    standin.__dict__.update(real.__dict__)
     return real
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from collector.broker.mosquitto import free_port, wait_for_port
 from tests.agent.mqtt_support import AgentProc, Recorder, start_agent, write_config
+from tests.agent.test_run_footprint import openssl_mapped
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.integration
@@ -142,6 +144,53 @@ def test_agent_over_mutual_tls(
         assert bad.terminate() == 0
         assert "connected to" not in bad.text()
         assert len(rec.of("dev-1", "health")) == n
+    finally:
+        rec.stop()
+
+
+def test_sighup_moves_a_plain_agent_to_tls(
+    mosquitto_factory: Callable[..., Any],
+    pki: dict[str, str],
+    procs: list[AgentProc],
+    tmp_path: Path,
+) -> None:
+    """A plain start leaves OpenSSL out of the process; a reload to mqtts:// brings it in."""
+    plain = free_port()
+    broker = mosquitto_factory(
+        {"dev-1": "dev-1-pw"},
+        extra_config=(
+            f"cafile {pki['ca']}",
+            f"certfile {pki['server']}",
+            f"keyfile {pki['server_key']}",
+            "require_certificate true",
+            f"listener {plain} 127.0.0.1",
+        ),
+    )
+    assert wait_for_port("127.0.0.1", plain, 15)
+    rec = Recorder(plain).start()
+    try:
+        cfg = write_config(tmp_path, plain, "dev-1", "dev-1-pw")
+        agent = start_agent(cfg, tmp_path / "agent.log")
+        procs.append(agent)
+        wait_until(lambda: rec.of("dev-1", "health"), 30, "a report over plain MQTT")
+        assert openssl_mapped(agent.proc.pid) == []
+
+        tls = {
+            "url": f"mqtts://127.0.0.1:{broker.port}",
+            "ca_file": pki["ca"],
+            "cert_file": pki["client"],
+            "key_file": pki["client_key"],
+        }
+        assert write_config(tmp_path, plain, "dev-1", "dev-1-pw", broker=tls) == cfg
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: f"connected to 127.0.0.1:{broker.port} " in agent.text(), 30, "TLS reconnect"
+        )
+        n = len(rec.of("dev-1", "health"))
+        wait_until(lambda: len(rec.of("dev-1", "health")) >= n + 3, 30, "reports over TLS")
+        assert any("libssl" in m for m in openssl_mapped(agent.proc.pid))
+        assert "Traceback" not in agent.text()
+        assert agent.terminate() == 0
     finally:
         rec.stop()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent import envelope as wire
-from agent.cli import build_parser, main
+from agent.cli import build_parser, main, parse_run_args
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ("run", "once", "check-config")
@@ -92,3 +92,53 @@ def test_agent_version_matches_the_distribution() -> None:
 
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert agent.__version__ == meta["project"]["version"]
+
+
+# `run` argument lists the small parser must read exactly as argparse does
+SAME_AS_ARGPARSE = [
+    ["run"],
+    ["run", "--config", "/etc/dunewatch/agent.toml"],
+    ["-v", "run", "--broker", "mqtts://hub.example:8883", "--device-id", "gw-0007"],
+    ["--verbose", "run", "--interval", "10", "--interval=2.5", "--protocol", "3.1.1"],
+    ["run", "--device-id=gw-1", "--username", "u", "--password-file", "pw file", "--outbox", ""],
+    ["run", "--log-level", "debug", "--protocol=5", "--interval", "1e1", "--broker="],
+    ["run", "--interval", " 7 ", "--config", "run"],
+]
+
+# ... and the ones it hands to argparse (help, abbreviations, values argparse may refuse)
+LEFT_TO_ARGPARSE = [
+    ["run", "--help"],
+    ["run", "-h"],
+    ["once", "--json"],
+    ["check-config", "f.toml"],
+    ["run", "--dev", "gw-1"],
+    ["run", "--interval", "ten"],
+    ["run", "--interval", "-5"],
+    ["run", "--interval=-5"],
+    ["run", "--protocol", "4"],
+    ["run", "--log-level", "trace"],
+    ["run", "--broker"],
+    ["run", "--broker", "--device-id", "x"],
+    ["run", "stray"],
+    ["run", "--", "--config", "x"],
+    ["run", "-v"],
+    [],
+]
+
+
+@pytest.mark.parametrize("argv", SAME_AS_ARGPARSE, ids=" ".join)
+def test_run_flags_parse_as_argparse_does(argv: list[str]) -> None:
+    fast = parse_run_args(argv)
+    assert fast is not None
+    assert vars(fast) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", LEFT_TO_ARGPARSE, ids=" ".join)
+def test_anything_unusual_is_left_to_argparse(argv: list[str]) -> None:
+    assert parse_run_args(argv) is None
+
+
+def test_bad_run_flag_still_gets_argparse_message() -> None:
+    out = run_cli("run", "--interval", "ten")
+    assert out.returncode == 2
+    assert "argument --interval: invalid float value: 'ten'" in out.stderr
