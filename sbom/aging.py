@@ -251,6 +251,8 @@ def find_saturation(samples: Sequence[Sample], policy: DunePolicy) -> tuple[Satu
     A gap between reports longer than half the window breaks a run: a device that was silent
     cannot be shown to have been saturated meanwhile.
     """
+    if len(samples) < 2:  # a run needs two reports
+        return ()
     window = policy.saturation_window_s
     max_gap = window / 2
     ordered = list(samples)
@@ -311,11 +313,14 @@ def lifecycle_finding(
 
 
 class AgingCache:
-    """Memo of component end-of-life findings for one fleet run (by identity; bounded)."""
+    """Memo of aging work for one fleet run: component end-of-life findings (by identity), those
+    of whole shared component tails (`DeviceBom.tail`), and hardware ages (by value). Bounded."""
 
     def __init__(self, max_entries: int = 200_000) -> None:
         self.max_entries = max_entries
         self._by_id: dict[int, tuple[Component, dt.date, LifecycleFinding | None]] = {}
+        self._tails: dict[int, tuple[tuple[Component, ...], dt.date, Any, _Findings]] = {}
+        self._hardware: dict[tuple[Any, ...], tuple[DunePolicy, HardwareAge]] = {}
 
     def finding(
         self, comp: Component, today: dt.date, policy: DunePolicy
@@ -328,6 +333,64 @@ class AgingCache:
             self._by_id.clear()
         self._by_id[id(comp)] = (comp, today, found)
         return found
+
+    def tail_findings(
+        self, tail: tuple[Component, ...], today: dt.date, policy: DunePolicy
+    ) -> _Findings:
+        """(end of life, approaching) findings of a shared tail, in component order."""
+        hit = self._tails.get(id(tail))
+        if hit is not None and hit[0] is tail and hit[1] == today and hit[2] is policy:
+            return hit[3]
+        eol: list[LifecycleFinding] = []
+        approaching: list[LifecycleFinding] = []
+        _lifecycle_findings(tail, today, policy, self, eol, approaching)
+        found = (tuple(eol), tuple(approaching))
+        if len(self._tails) >= self.max_entries // 16:
+            self._tails.clear()
+        self._tails[id(tail)] = (tail, today, policy, found)
+        return found
+
+    def hardware(
+        self,
+        device_class: str | None,
+        installed: dt.date | None,
+        installed_source: str,
+        today: dt.date,
+        policy: DunePolicy,
+    ) -> HardwareAge:
+        """hardware_age, shared by devices of one class installed (or first seen) the same day."""
+        key = (device_class, installed, installed_source, today, id(policy))
+        hit = self._hardware.get(key)
+        if hit is not None and hit[0] is policy:
+            return hit[1]
+        found = hardware_age(device_class, installed, installed_source, today, policy)
+        if len(self._hardware) >= self.max_entries // 4:
+            self._hardware.clear()
+        self._hardware[key] = (policy, found)
+        return found
+
+
+_Findings = tuple[tuple[LifecycleFinding, ...], tuple[LifecycleFinding, ...]]
+
+
+def _lifecycle_findings(
+    comps: Iterable[Component],
+    today: dt.date,
+    pol: DunePolicy,
+    cache: AgingCache | None,
+    eol: list[LifecycleFinding],
+    approaching: list[LifecycleFinding],
+) -> None:
+    for comp in comps:
+        lc = comp.lifecycle
+        if lc.eol is None and lc.status not in ("eol", "approaching_eol"):
+            continue  # nothing dated or flagged: the common case, decided without parsing
+        if cache is not None:
+            finding = cache.finding(comp, today, pol)
+        else:
+            finding = lifecycle_finding(comp, today, pol)
+        if finding is not None:
+            (eol if finding.status == "eol" else approaching).append(finding)
 
 
 def assess_device(
@@ -361,21 +424,23 @@ def assess_device(
     elif first_seen is not None:
         installed = dt.datetime.fromtimestamp(first_seen, dt.UTC).date()
         installed_source = "first seen"
-    hardware = hardware_age(dev.device_class, installed, installed_source, today, pol)
+    if cache is not None:
+        hardware = cache.hardware(dev.device_class, installed, installed_source, today, pol)
+    else:
+        hardware = hardware_age(dev.device_class, installed, installed_source, today, pol)
 
-    # components past or near end of life
+    # components past or near end of life (a shared tail's findings are worked out once)
     eol: list[LifecycleFinding] = []
     approaching: list[LifecycleFinding] = []
-    for comp in bom.components:
-        lc = comp.lifecycle
-        if lc.eol is None and lc.status not in ("eol", "approaching_eol"):
-            continue  # nothing dated or flagged: the common case, decided without parsing
-        if cache is not None:
-            finding = cache.finding(comp, today, pol)
-        else:
-            finding = lifecycle_finding(comp, today, pol)
-        if finding is not None:
-            (eol if finding.status == "eol" else approaching).append(finding)
+    comps = bom.components
+    tail = bom.shared_tail() if cache is not None else ()
+    if tail and cache is not None:
+        _lifecycle_findings(comps[: len(comps) - len(tail)], today, pol, cache, eol, approaching)
+        tail_eol, tail_approaching = cache.tail_findings(tail, today, pol)
+        eol += tail_eol
+        approaching += tail_approaching
+    else:
+        _lifecycle_findings(comps, today, pol, cache, eol, approaching)
 
     # the device model itself (vendor catalogue)
     unsupported: list[Unsupported] = []
@@ -405,12 +470,22 @@ def assess_device(
         device_id=dev.device_id,
         hardware=hardware,
         firmware=firmware,
-        eol=tuple(sorted(eol, key=lambda f: (f.eol or "", f.name))),
-        approaching=tuple(sorted(approaching, key=lambda f: (f.eol or "", f.name))),
+        eol=_by_date(eol),
+        approaching=_by_date(approaching),
         unsupported=tuple(unsupported),
         saturation=saturation,
         simulated=dev.simulated,
     )
+
+
+def _finding_order(f: LifecycleFinding) -> tuple[str, str]:
+    return (f.eol or "", f.name)
+
+
+def _by_date(findings: list[LifecycleFinding]) -> tuple[LifecycleFinding, ...]:
+    if len(findings) < 2:
+        return tuple(findings)
+    return tuple(sorted(findings, key=_finding_order))
 
 
 def _firmware_age(

@@ -268,6 +268,7 @@ class ExposureCache:
         self._by_id: dict[int, tuple[Component, str | None, ComponentExposure]] = {}
         self._by_value: dict[tuple[Component, str | None], ComponentExposure] = {}
         self._layers: dict[int, list[LayerExposure]] = {}
+        self._tails: dict[int, _TailScores] = {}
         self.hits = 0
         self.misses = 0
 
@@ -319,27 +320,24 @@ class ExposureCache:
 
 _NO_LAYER: dict[tuple[str, float], LayerExposure] = {}
 
+# per layer: [driving exposure, components, components of unknown supplier country]
+_Acc = dict[str, list[Any]]
 
-def score_device(
-    bom: DeviceBom,
+
+def _accumulate(
+    acc: _Acc,
+    comps: Iterable[Component],
+    dev: DeviceInfo,
     policy: DunePolicy,
     today: dt.date,
-    *,
-    weight: float | None = None,
-    cache: ExposureCache | None = None,
-) -> DeviceDune:
-    """DDI of one device with the driving component of every layer.
-
-    Pass one `ExposureCache` for a whole fleet to score each distinct component once.
-    """
+    cache: ExposureCache | None,
+) -> None:
+    """Fold components into per-layer accumulators, in order (the first of equal ranks drives)."""
     weights = policy.layer_weights
-    dev = bom.device
     get = cache.get if cache is not None else None
     by_id = cache._by_id if cache is not None else {}
     fw_date = dev.firmware_release_date
-    # per layer: [driving exposure, components, unknown suppliers]
-    acc: dict[str, list[Any]] = {}
-    for comp in bom.components:
+    for comp in comps:
         hit = by_id.get(id(comp))  # the cache's identity fast path, inlined: it runs per part
         if (
             hit is not None
@@ -361,6 +359,68 @@ def score_device(
             a[2] += 1
         if ce.rank > a[0].rank:
             a[0] = ce
+
+
+class _TailScores:
+    """Per-layer accumulators and layer values of one shared component tail (see DeviceBom.tail)."""
+
+    __slots__ = ("tail", "firmware", "by_fw")
+
+    def __init__(self, tail: tuple[Component, ...]) -> None:
+        self.tail = tail  # held, so the id it is filed under stays this tuple's
+        # a firmware-layer component's exposure depends on the device's firmware release date
+        self.firmware = any(c.layer == LAYER_FIRMWARE for c in tail)
+        self.by_fw: dict[str | None, tuple[_Acc, dict[str, LayerExposure]]] = {}
+
+
+def _tail_scores(
+    cache: ExposureCache, tail: tuple[Component, ...], dev: DeviceInfo
+) -> tuple[_Acc, dict[str, LayerExposure]]:
+    entry = cache._tails.get(id(tail))
+    if entry is None or entry.tail is not tail:
+        if len(cache._tails) >= cache.max_entries // 16:
+            cache._tails.clear()
+        entry = cache._tails[id(tail)] = _TailScores(tail)
+    fw = dev.firmware_release_date if entry.firmware else None
+    found = entry.by_fw.get(fw)
+    if found is None:
+        acc: _Acc = {}
+        _accumulate(acc, tail, dev, cache.policy, cache.today, cache)
+        weights = cache.policy.layer_weights
+        layers = {name: cache.layer((a[0], a[1], a[2]), weights[name]) for name, a in acc.items()}
+        if len(entry.by_fw) >= 4096:
+            entry.by_fw.clear()
+        found = entry.by_fw[fw] = (acc, layers)
+    return found
+
+
+def score_device(
+    bom: DeviceBom,
+    policy: DunePolicy,
+    today: dt.date,
+    *,
+    weight: float | None = None,
+    cache: ExposureCache | None = None,
+) -> DeviceDune:
+    """DDI of one device with the driving component of every layer.
+
+    Pass one `ExposureCache` for a whole fleet to score each distinct component once, and each
+    shared component tail (`DeviceBom.tail`) once: then only the device's own components are
+    folded in per device. Either way the result is the same as folding every component in order.
+    """
+    weights = policy.layer_weights
+    dev = bom.device
+    comps = bom.components
+    tail: tuple[Component, ...] = ()
+    if cache is not None and policy is cache.policy and today == cache.today:
+        tail = bom.shared_tail()
+    acc: _Acc = {}
+    if tail and cache is not None:
+        base, pre = _tail_scores(cache, tail, dev)
+        _accumulate(acc, comps[: len(comps) - len(tail)], dev, policy, today, cache)
+    else:
+        base, pre = {}, {}
+        _accumulate(acc, comps, dev, policy, today, cache)
     layers: list[LayerExposure] = []
     total = 0.0
     worst: LayerExposure | None = None
@@ -368,22 +428,34 @@ def score_device(
     for name in LAYERS:
         w = weights[name]
         a = acc.get(name)
+        layer: LayerExposure | None
         if a is None:
-            layer = _NO_LAYER.get((name, w)) or _NO_LAYER.setdefault(
-                (name, w), LayerExposure(name, w, 0.0, policy.grade(0.0), None, 0, 0)
-            )
+            layer = pre.get(name)
+            if layer is None:
+                layer = _NO_LAYER.get((name, w)) or _NO_LAYER.setdefault(
+                    (name, w), LayerExposure(name, w, 0.0, policy.grade(0.0), None, 0, 0)
+                )
+                layers.append(layer)
+                continue
+            unknown_total += layer.unknown
         else:
-            driver = a[0]
-            e = driver.exposure
-            unknown_total += a[2]
-            key = (driver, a[1], a[2])
+            b = base.get(name)
+            if b is not None:  # the tail follows the device's own parts: same fold, in order
+                driver = b[0] if b[0].rank > a[0].rank else a[0]
+                key = (driver, a[1] + b[1], a[2] + b[2])
+            else:
+                key = (a[0], a[1], a[2])
+            driver = key[0]
+            unknown_total += key[2]
             if cache is not None:
                 layer = cache.layer(key, w)
             else:
+                e = driver.exposure
                 layer = LayerExposure(name, w, e, policy.grade(e), driver, key[1], key[2])
-            total += w * e
-            if worst is None or e > worst.exposure:
-                worst = layer
+        e = layer.exposure
+        total += w * e
+        if worst is None or e > worst.exposure:
+            worst = layer
         layers.append(layer)
     worst_e = worst.exposure if worst is not None else 0.0
     return DeviceDune(
@@ -392,7 +464,7 @@ def score_device(
         grade=policy.grade(worst_e),
         worst_layer=worst.layer if worst is not None else None,
         layers=tuple(layers),
-        components=len(bom.components),
+        components=len(comps),
         unknown_suppliers=unknown_total,
         weight=policy.criticality_weight(dev.criticality) if weight is None else weight,
         tags=dev.tags,

@@ -121,6 +121,8 @@ class Classifier:
         self._lifecycles: dict[tuple[str, str], Lifecycle] = {}
         # classified components by finding, filled by sbom.builders.components.to_component
         self.memo: dict[Any, Any] = {}
+        # (parts, rest, errors) by inventory sections, filled by sbom.builders.agent_inventory
+        self.bom_memo: dict[Any, Any] = {}
 
     def _safe(self, what: str, fn: Any, *args: Any) -> Any:
         try:

@@ -119,3 +119,15 @@ class DeviceBom:
     source: str  # agent, snmp, rootfs
     properties: tuple[tuple[str, str], ...] = ()  # scan facts (counts, hostname, board, ...)
     errors: tuple[str, ...] = ()  # one line per evidence source that could not be read
+    # The trailing components as one tuple object that devices alike share (the inventory
+    # builder memoizes it): the analyses memoize their per-component work on its identity. Not
+    # part of the value; `shared_tail()` checks it still is the end of `components`.
+    tail: tuple[Component, ...] = field(default=(), compare=False, repr=False)
+
+    def shared_tail(self) -> tuple[Component, ...]:
+        """`tail` when it is the end of `components` (by identity), else ()."""
+        tail = self.tail
+        n = len(tail)
+        if not n or n > len(self.components) or self.components[-n:] != tail:
+            return ()
+        return tail

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sbom.builders.components import to_component
@@ -52,6 +52,42 @@ def _section(body: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+_orjson_dumps: Callable[..., bytes] | None
+try:  # optional (the server extra): a content key ten times cheaper than repr
+    from orjson import OPT_PASSTHROUGH_SUBCLASS as _PASSTHROUGH
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover - depends on the installation
+    _PASSTHROUGH = 0
+    _orjson_dumps = None
+
+
+def _content_key(value: Any) -> bytes | str | None:
+    """A key telling apart every JSON-shaped value the builder could read differently.
+
+    orjson's encoding where it is exact: it refuses subclasses, non-string keys, integers
+    beyond 64 bits and unknown types, and writes NaN as null, so any null goes to repr (which
+    also tells tuples from lists and 1 from 1.0 from True). orjson writes tuples as lists: the
+    caller keeps out values where that matters. None when neither is a content key.
+    """
+    if _orjson_dumps is not None:
+        try:
+            key: bytes = _orjson_dumps(value, option=_PASSTHROUGH)
+        except TypeError:
+            pass
+        else:
+            if b"null" not in key:
+                return key
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - an odd value with a broken repr: build without memo
+        return None
+    return None if " at 0x" in text else text  # an object shown by address is not content
+
+
+# distinct (parts, os, kernel, packages) sets kept per classifier; cleared when full
+_BOM_MEMO_MAX = 50_000
+
+
 class AgentInventoryBuilder:
     """Build from a stored inventory body; works for `source: snmp` inventories as well."""
 
@@ -79,8 +115,88 @@ class AgentInventoryBuilder:
     def build(self) -> DeviceBom:
         body = self.body
         source = _str(body.get("source")) or "agent"
-        snmp = source == "snmp"
         hw, fw = _section(body, "hardware"), _section(body, "firmware")
+        tail, part_errors = self._shared(body, source)
+        errors = list(part_errors)
+        vendor = _str(hw.get("vendor"))
+        fw_version = _str(fw.get("version"))
+        model = _str(hw.get("model")) or _str(hw.get("board"))
+        head: list[Component] = []
+        if fw_version or fw.get("name"):
+            fw_vendor = _str(fw.get("vendor")) or vendor
+            head.append(
+                Component(
+                    name=_str(fw.get("name")) or f"{model or self.device_id}-firmware",
+                    version=fw_version,
+                    kind=KIND_FIRMWARE,
+                    layer=LAYER_FIRMWARE,
+                    evidence=_EVIDENCE_WORDS.get(str(fw.get("source")), EVIDENCE_DECLARED),
+                    confidence=CONFIDENCE_HIGH,
+                    supplier=self.classifier.supplier(fw_vendor) if fw_vendor else None,
+                    properties=(("dunewatch:scanner", "inventory"),),
+                )
+            )
+        device = DeviceInfo(
+            device_id=self.device_id,
+            vendor=vendor,
+            model=model,
+            hw_revision=_str(hw.get("hw_revision")),
+            serial=_str(hw.get("serial")),
+            device_class=_str(hw.get("device_class")),
+            firmware_version=fw_version,
+            firmware_release_date=_str(fw.get("release_date")),
+            criticality=self.criticality,
+            tags=self.tags,
+            manufacturer=self.classifier.supplier(vendor) if vendor else None,
+            simulated=self.simulated,
+        )
+        props = [("dunewatch:inventory:source", source)]
+        for key in ("hostname", "machine_id", "hash"):
+            if _str(body.get(key)):
+                props.append((f"dunewatch:inventory:{key}", str(body[key])))
+        reported = body.get("errors") or {}
+        if isinstance(reported, dict):
+            errors = [f"{k}: {v}" for k, v in sorted(reported.items())] + errors
+        return DeviceBom(
+            device=device,
+            components=(*head, *tail),
+            tail=tail,
+            source=source,
+            properties=tuple(props),
+            errors=tuple(errors),
+        )
+
+    def _shared(
+        self, body: Mapping[str, Any], source: str
+    ) -> tuple[tuple[Component, ...], tuple[str, ...]]:
+        """The parts, OS, kernel and package components, with the parts left out.
+
+        They depend only on the source and those four sections (not on the device's identity,
+        firmware or hardware), and a fleet repeats the same sets on thousands of devices: the
+        result is memoized on the classifier under a content key of those sections.
+        """
+        memo: dict[Any, tuple[tuple[Component, ...], tuple[str, ...]]] = self.classifier.bom_memo
+        packages = body.get("packages")
+        key = (
+            _content_key((source, body.get("parts"), body.get("os"), body.get("kernel"), packages))
+            if not packages or isinstance(packages, list)  # a tuple is refused, a list is not
+            else None
+        )
+        if key is not None:
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
+        found = self._build_shared(body, source)
+        if key is not None:
+            if len(memo) >= _BOM_MEMO_MAX:
+                memo.clear()
+            memo[key] = found
+        return found
+
+    def _build_shared(
+        self, body: Mapping[str, Any], source: str
+    ) -> tuple[tuple[Component, ...], tuple[str, ...]]:
+        snmp = source == "snmp"
         os_, kernel = _section(body, "os"), _section(body, "kernel")
         findings: list[Finding] = []
         errors: list[str] = []
@@ -163,51 +279,6 @@ class AgentInventoryBuilder:
                 )
             )
         components = [to_component(f, self.classifier) for f in findings]
-        vendor = _str(hw.get("vendor"))
-        fw_version = _str(fw.get("version"))
-        model = _str(hw.get("model")) or _str(hw.get("board"))
-        head: list[Component] = []
-        if fw_version or fw.get("name"):
-            fw_vendor = _str(fw.get("vendor")) or vendor
-            head.append(
-                Component(
-                    name=_str(fw.get("name")) or f"{model or self.device_id}-firmware",
-                    version=fw_version,
-                    kind=KIND_FIRMWARE,
-                    layer=LAYER_FIRMWARE,
-                    evidence=_EVIDENCE_WORDS.get(str(fw.get("source")), EVIDENCE_DECLARED),
-                    confidence=CONFIDENCE_HIGH,
-                    supplier=self.classifier.supplier(fw_vendor) if fw_vendor else None,
-                    properties=(("dunewatch:scanner", "inventory"),),
-                )
-            )
-        device = DeviceInfo(
-            device_id=self.device_id,
-            vendor=vendor,
-            model=model,
-            hw_revision=_str(hw.get("hw_revision")),
-            serial=_str(hw.get("serial")),
-            device_class=_str(hw.get("device_class")),
-            firmware_version=fw_version,
-            firmware_release_date=_str(fw.get("release_date")),
-            criticality=self.criticality,
-            tags=self.tags,
-            manufacturer=self.classifier.supplier(vendor) if vendor else None,
-            simulated=self.simulated,
-        )
-        props = [("dunewatch:inventory:source", source)]
-        for key in ("hostname", "machine_id", "hash"):
-            if _str(body.get(key)):
-                props.append((f"dunewatch:inventory:{key}", str(body[key])))
-        reported = body.get("errors") or {}
-        if isinstance(reported, dict):
-            errors = [f"{k}: {v}" for k, v in sorted(reported.items())] + errors
         parts = [c for c in components if c.kind == KIND_DEVICE]
         rest = [c for c in components if c.kind != KIND_DEVICE]
-        return DeviceBom(
-            device=device,
-            components=(*head, *parts, *rest),
-            source=source,
-            properties=tuple(props),
-            errors=tuple(errors),
-        )
+        return (*parts, *rest), tuple(errors)
