@@ -215,6 +215,8 @@ class Poller:
         self._global: asyncio.Semaphore | None = None
         self._per_target: dict[str, asyncio.Semaphore] = {}
         self._engines: dict[str, RequestEngine] = {}
+        # device id -> column -> row indexes the last complete poll saw (see _probes)
+        self._shapes: dict[str, dict[Column, tuple[tuple[int, ...], ...]]] = {}
 
     async def open(self) -> None:
         if self._global is None:
@@ -425,15 +427,44 @@ class Poller:
         columns = self.oidmap.columns_for(groups)
         tables: dict[str, dict[str, dict[str, Any]]] = {}
         values: dict[str, Any] = {}
+        known = self._shapes.get(target.device_id, {})
+        seen: dict[Column, list[tuple[int, ...]]] = {c: [] for c in columns}
         step = self.config.max_columns_per_request
         chunks = [columns[i : i + step] for i in range(0, len(columns), step)] or [()]
         jobs = [
-            self._walk(target, scalars if n == 0 else (), chunk, counter, values, tables)
+            self._walk(
+                target, scalars if n == 0 else (), chunk, counter, values, tables, known, seen
+            )
             for n, chunk in enumerate(chunks)
         ]
         await asyncio.gather(*jobs)
+        if columns:
+            shape = self._shapes.setdefault(target.device_id, {})
+            shape.update((c, tuple(rows)) for c, rows in seen.items())
         extra = await self._get(target, extra_oids, counter) if extra_oids else {}
         return values, tables, extra
+
+    def _probes(
+        self,
+        target: Target,
+        scalars: tuple[Scalar, ...],
+        columns: tuple[Column, ...],
+        known: Mapping[Column, tuple[tuple[int, ...], ...]],
+    ) -> dict[Column, list[tuple[int, ...]]]:
+        """GETNEXT probes for columns whose rows the last poll saw: the column itself and each
+        known row, sent as GETBULK non-repeaters, so an unchanged column costs the agent
+        exactly rows + 1 varbinds instead of max-repetitions' worth of overshoot."""
+        probes: dict[Column, list[tuple[int, ...]]] = {}
+        if target.version == "1" or not known:
+            return probes
+        budget = self.config.max_varbinds - len(scalars)
+        for col in columns:
+            rows = known.get(col)
+            if rows is None or len(rows) + 1 > budget:
+                continue
+            budget -= len(rows) + 1
+            probes[col] = [col.oid] + [col.oid + r for r in rows]
+        return probes
 
     async def _walk(
         self,
@@ -443,17 +474,35 @@ class Poller:
         counter: _Clock,
         values: dict[str, Any],
         tables: dict[str, dict[str, dict[str, Any]]],
+        known: Mapping[Column, tuple[tuple[int, ...], ...]],
+        seen: dict[Column, list[tuple[int, ...]]],
     ) -> None:
-        """Fetch scalars (GETBULK non-repeaters); walk columns until each leaves its subtree."""
-        cursor: dict[Column, tuple[int, ...]] = {c: c.oid for c in columns}
+        """Fetch scalars (GETBULK non-repeaters); walk columns until each leaves its subtree.
+
+        Columns with a known shape (rows seen by the last poll) are probed in the first request
+        (see _probes); every answer is followed as a chain from the column's start, exactly like
+        a walk, and a column that turns out to have new rows is walked on from the first one.
+        """
+
+        def record(col: Column, name: tuple[int, ...], val: ber.Value) -> None:
+            row = name[len(col.oid) :]
+            index = ".".join(map(str, row))
+            tables.setdefault(col.table, {}).setdefault(index, {})[col.name] = convert(
+                val, col.type
+            )
+            seen[col].append(row)
+
+        probes = self._probes(target, scalars, columns, known)
+        cursor: dict[Column, tuple[int, ...]] = {c: c.oid for c in columns if c not in probes}
         first = True
         v1 = target.version == "1"
         while first or cursor:
             active = list(cursor)
             before = dict(cursor)
             nonrep = list(scalars) if first else []
+            probe_oids = [o for want in probes.values() for o in want] if first else []
             # GETNEXT of a scalar's parent returns the scalar itself when it exists.
-            oids = [s.oid[:-1] for s in nonrep] + [cursor[c] for c in active]
+            oids = [s.oid[:-1] for s in nonrep] + probe_oids + [cursor[c] for c in active]
             if not oids:
                 return
             reps = max(1, self.config.max_varbinds // max(1, len(active)))
@@ -463,11 +512,40 @@ class Poller:
                 vbs = await self._request(target, GET_NEXT, oids, counter)
             else:
                 vbs = await self._request(
-                    target, GET_BULK, oids, counter, len(nonrep), reps if active else 0
+                    target,
+                    GET_BULK,
+                    oids,
+                    counter,
+                    len(nonrep) + len(probe_oids),
+                    reps if active else 0,
                 )
             for s, (name, val) in zip(nonrep, vbs[: len(nonrep)], strict=False):
                 values[s.name] = convert(val, s.type) if name == s.oid else None
-            rest = vbs[len(nonrep) :]
+            progressed = False
+            if probe_oids:
+                got = vbs[len(nonrep) : len(nonrep) + len(probe_oids)]
+                answers = dict(zip(probe_oids, got, strict=False))
+                for col, want in probes.items():
+                    probed = set(want)
+                    cur = col.oid
+                    while True:
+                        hit = answers.get(cur)
+                        if hit is None:  # truncated answer: walk on from here
+                            cursor[col] = cur
+                            progressed = True
+                            break
+                        name, val = hit
+                        if val.tag == ber.END_OF_MIB_VIEW or not _under(name, col.oid):
+                            break
+                        if name <= cur:
+                            break
+                        record(col, name, val)
+                        if name not in probed:  # a row the last poll did not see
+                            cursor[col] = name
+                            progressed = True
+                            break
+                        cur = name
+            rest = vbs[len(nonrep) + len(probe_oids) :]
             finished: set[Column] = set()
             for i, (name, val) in enumerate(rest):
                 if not active:
@@ -482,12 +560,8 @@ class Poller:
                 ):
                     finished.add(col)
                     continue
-                index = ".".join(str(p) for p in name[len(col.oid) :])
-                tables.setdefault(col.table, {}).setdefault(index, {})[col.name] = convert(
-                    val, col.type
-                )
+                record(col, name, val)
                 cursor[col] = name
-            progressed = False
             for col in active:
                 if col in finished:
                     cursor.pop(col, None)

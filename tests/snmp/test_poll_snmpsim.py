@@ -207,3 +207,63 @@ def test_snmp_v1_walks_with_getnext(snmpsim: Snmpsim) -> None:
     assert rep.identity["model"] == "RUTX11"
     assert rep.health is not None and rep.health["cpu"]["load5"] == 0.28
     assert rep.inventory is not None and len(rep.inventory["packages"]) == 3
+
+
+def _counting(poller: Poller) -> list[int]:
+    """Wrap the poller's requests to count the varbinds each answer carried."""
+    sizes: list[int] = []
+    inner = poller._request
+
+    async def request(*args: Any, **kwargs: Any) -> Any:
+        vbs = await inner(*args, **kwargs)
+        sizes.append(len(vbs))
+        return vbs
+
+    poller._request = request  # type: ignore[method-assign]
+    return sizes
+
+
+@pytest.mark.parametrize("name", ["camera", "gateway"])
+def test_repeat_poll_probes_known_rows_with_the_same_result(snmpsim: Snmpsim, name: str) -> None:
+    target = snmpsim.device(name).v2c_target()
+
+    async def run() -> tuple[Any, Any, list[int], list[int]]:
+        async with Poller() as poller:
+            sizes = _counting(poller)
+            first = await poller.poll(target)
+            n_first = list(sizes)
+            sizes.clear()
+            second = await poller.poll(target)
+            return first, second, n_first, list(sizes)
+
+    first, second, n_first, n_second = asyncio.run(run())
+    assert first.outcome == second.outcome == "ok"
+    assert second.tables == first.tables and second.scalars == first.scalars
+    # Each known column costs rows + 1 varbinds: less for the agent, in one request.
+    assert second.requests == 1
+    assert sum(n_second) < sum(n_first)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda rows: rows[1:],  # a row the last poll did not see
+        lambda rows: rows + ((999,),),  # a row that has gone since
+        lambda rows: ((0,),) + rows[::2],  # shifted and sparse
+        lambda rows: (),  # the column was empty last time
+    ],
+)
+def test_stale_row_knowledge_still_walks_every_row(snmpsim: Snmpsim, mangle: Any) -> None:
+    target = snmpsim.device("gateway").v2c_target()
+
+    async def run() -> tuple[Any, Any]:
+        async with Poller() as poller:
+            fresh = await poller.poll(target)
+            shapes = poller._shapes[target.device_id]
+            for col, rows in list(shapes.items()):
+                shapes[col] = mangle(rows)
+            return fresh, await poller.poll(target)
+
+    fresh, again = asyncio.run(run())
+    assert again.outcome == "ok"
+    assert again.tables == fresh.tables and again.scalars == fresh.scalars
