@@ -310,7 +310,7 @@ class Consumer:
                 # unacknowledged: the broker keeps them for our session
                 log.error("ingest: giving up on %d messages at shutdown", len(batch))
                 return
-            self._stop_wait.wait(delay)
+            self._pause(delay)
             delay = min(delay * 2, 10.0)
         self.counters.observe_batch(self.slot, time.monotonic() - t0)
         c, s = self.counters, self.slot
@@ -330,6 +330,10 @@ class Consumer:
                 f" and {more} more" if more > 0 else "",
             )
         self._ack(batch)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before retrying a batch the store refused (returns early when stopping)."""
+        self._stop_wait.wait(seconds)
 
     def _ack(self, batch: list[tuple[int, int, int, _Item, bytes]]) -> None:
         gen = self._gen
