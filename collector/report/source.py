@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -131,42 +130,45 @@ class StoreSource:
 
 # The same rows as Store.current_inventory / Store.health_history, for a chunk of devices at once.
 _INVENTORIES_SQL = (
-    "SELECT c.device_id, s.body FROM inventory_current c "
+    "SELECT c.device_id, CAST(s.body AS BLOB) FROM inventory_current c "
     "JOIN inventory_snapshots s ON s.hash = c.hash "
     "WHERE c.device_id IN (SELECT value FROM json_each(?))"
 )
 _HEALTH_SQL = (
-    "SELECT device_id, ts, boot_id, seq, body FROM health "
+    "SELECT device_id, ts, boot_id, seq, CAST(body AS BLOB) FROM health "
     "WHERE device_id IN (SELECT value FROM json_each(?)) AND ts >= ? AND ts <= ? "
     "ORDER BY device_id, ts, seq"
 )
 
 
-_orjson_loads: Callable[[str], Any] | None
+_orjson_loads: Callable[[bytes], Any] | None
 try:  # optional (the server extra): decodes stored bodies about four times faster
     from orjson import loads as _orjson_loads
 except ImportError:  # pragma: no cover - depends on the installation
     _orjson_loads = None
 
-_LONG_DIGITS = re.compile(r"\d{19}")
+# as agent/envelope.py decides: orjson turns integers of 19 digits or more that do not fit 64 bits
+# into floats where json keeps them exact, and nests deeper than json's recursion limit
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19
 
 
-def _decode(text: str) -> Any:
-    """json.loads, through orjson where both read the same (as agent/envelope.py decides):
-    digit runs that may not fit 64 bits, deep nesting and anything orjson refuses go to json."""
+def _decode(body: bytes) -> Any:
+    """json.loads, through orjson where both read the same: bodies with a long digit run or
+    deep nesting, and anything orjson refuses, go to json."""
     if (
         _orjson_loads is not None
-        and text.count("{") + text.count("[") < 200
-        and _LONG_DIGITS.search(text) is None
+        and body.count(b"{") + body.count(b"[") < 200
+        and _LONG_DIGIT_RUN not in body.translate(_DIGITS_AS_ZERO)
     ):
         try:
-            return _orjson_loads(text)
+            return _orjson_loads(body)
         except ValueError:
             pass
-    return json.loads(text)
+    return json.loads(body)
 
 
-def _inventories(conn: sqlite3.Connection, ids: str) -> dict[str, str]:
+def _inventories(conn: sqlite3.Connection, ids: str) -> dict[str, bytes]:
     """Current inventory text by device id (decoded only when its device is reached)."""
     return dict(conn.execute(_INVENTORIES_SQL, (ids,)))
 
