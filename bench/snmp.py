@@ -31,8 +31,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -153,37 +155,55 @@ def cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
+FIRST: Final = (("first poll: inventory + health", True),)
+REPEAT: Final = (("repeat poll: health only (steady state)", False),)
+
+
 async def run_dunewatch(
-    targets: list[Target], inventory: bool = True, engine: str = ENGINE_LEAN
-) -> Result:
+    targets: list[Target],
+    engine: str = ENGINE_LEAN,
+    rounds: tuple[tuple[str, bool], ...] = FIRST,
+    agent_cpu: Callable[[], float] = lambda: 0.0,
+) -> list[Result]:
+    """Poll every target once per round with ONE poller, as `collector serve` does (a repeat
+    poll knows each device's table rows from the one before)."""
+    results: list[Result] = []
     c0 = cpu_self()
     async with Poller(config=PollerConfig(engine=engine)) as poller:
         svc = PollService(poller)
         t_setup = time.monotonic()
         await poller.prepare(targets)  # once per collector start, like `collector serve`
         setup = time.monotonic() - t_setup
-        start = time.monotonic()
-        reports = await asyncio.gather(*(svc.poll(t, inventory=inventory) for t in targets))
-        wall = time.monotonic() - start
-    ok = [r for r in reports if r.outcome == "ok"]
-    for r in reports:
-        if r.outcome != "ok":
-            print(f"  {r.device_id}: {r.outcome}: {r.detail}", file=sys.stderr)
-            break
-    vbs = 0
-    for r in ok:
-        inv, h = r.inventory or {}, r.health or {}
-        vbs += len(inv.get("packages", [])) + len(inv.get("parts", [])) + len(h.get("net", {}))
-    return Result(
-        f"dunewatch ({engine} engine)" + ("" if inventory else ", health only (steady state)"),
-        wall,
-        len(ok),
-        len(reports) - len(ok),
-        sum(r.requests for r in reports),
-        vbs,
-        cpu_self() - c0,
-        setup=setup,
-    )
+        for label, inventory in rounds:
+            a0 = agent_cpu()
+            start = time.monotonic()
+            reports = await asyncio.gather(*(svc.poll(t, inventory=inventory) for t in targets))
+            wall = time.monotonic() - start
+            ok = [r for r in reports if r.outcome == "ok"]
+            for r in reports:
+                if r.outcome != "ok":
+                    print(f"  {r.device_id}: {r.outcome}: {r.detail}", file=sys.stderr)
+                    break
+            vbs = 0
+            for r in ok:
+                inv, h = r.inventory or {}, r.health or {}
+                vbs += len(inv.get("packages", [])) + len(inv.get("parts", []))
+                vbs += len(h.get("net", {}))
+            results.append(
+                Result(
+                    f"dunewatch {engine}, {label}",
+                    wall,
+                    len(ok),
+                    len(reports) - len(ok),
+                    sum(r.requests for r in reports),
+                    vbs,
+                    cpu_self() - c0,  # the first round includes engine setup
+                    agent_cpu() - a0,
+                    setup=setup if not results else 0.0,
+                )
+            )
+            c0 = cpu_self()
+    return results
 
 
 def peer_commands(t: Target, exe_get: str, exe_walk: str) -> list[list[str]]:
@@ -294,34 +314,28 @@ def main() -> int:
         # Warm-up (engine creation, snmpsim caches) on a few devices, not measured.
         asyncio.run(run_dunewatch(targets[:10], engine=args.engine))
         for n in range(args.agent_warmup):
-            w = asyncio.run(run_dunewatch(targets, engine=args.engine))
+            (w,) = asyncio.run(run_dunewatch(targets, engine=args.engine))
             print(f"agent warm-up pass {n + 1}: {w.wall:.2f} s, {w.ok} ok (not measured)")
-        a0 = agents_cpu(sims)
-        results = [asyncio.run(run_dunewatch(targets, engine=args.engine))]
-        results[0].agent_cpu = agents_cpu(sims) - a0
-        print(
-            f"dunewatch: engine setup for {len(targets)} targets {results[0].setup:.2f} s "
-            f"(once per start, not in the poll time); poll {results[0].wall:.2f} s, "
-            f"{results[0].ok} ok",
-            flush=True,
+        mine = asyncio.run(
+            run_dunewatch(targets, args.engine, FIRST + REPEAT, lambda: agents_cpu(sims))
         )
-        a0 = agents_cpu(sims)
-        health = asyncio.run(run_dunewatch(targets, inventory=False, engine=args.engine))
-        health.agent_cpu = agents_cpu(sims) - a0
-        print(f"dunewatch health only: {health.wall:.2f} s, {health.ok} ok", flush=True)
+        for r in mine:
+            print(f"{r.name}: {r.wall:.2f} s, {r.ok} ok", flush=True)
+        print(
+            f"dunewatch: engine setup for {len(targets)} targets {mine[0].setup:.2f} s "
+            "(once per start, not in the poll time)"
+        )
+        results = [mine[0]]
         extra: list[Result] = []
         if args.also_pysnmp and args.engine != "pysnmp":
-            a0 = agents_cpu(sims)
-            ref = asyncio.run(run_dunewatch(targets, engine="pysnmp"))
-            ref.agent_cpu = agents_cpu(sims) - a0
-            print(f"dunewatch pysnmp engine: {ref.wall:.2f} s, {ref.ok} ok", flush=True)
+            (ref,) = asyncio.run(run_dunewatch(targets, "pysnmp", FIRST, lambda: agents_cpu(sims)))
+            print(f"{ref.name}: {ref.wall:.2f} s, {ref.ok} ok", flush=True)
             extra.append(ref)
         if not args.skip_peer:
             a0 = agents_cpu(sims)
             results.append(asyncio.run(run_netsnmp(targets, args.peer_parallel)))
             results[1].agent_cpu = agents_cpu(sims) - a0
-        results.append(health)
-        results += extra
+        results += mine[1:] + extra
     finally:
         for sim in sims:
             sim.stop()
@@ -339,7 +353,7 @@ def main() -> int:
         )
     print()
     print("req/proc: SNMP requests sent (dunewatch) / processes run (net-snmp);")
-    print("cpu s: CPU of the poller process incl. engine setup (dunewatch) / of all net-snmp")
+    print("cpu s: CPU of the poller process (first poll: incl. engine setup) / of all net-snmp")
     print("       processes (peer); ms/dev: that CPU per device polled;")
     print("agents cpu s: CPU the snmpsim processes spent answering that run.")
     print(

@@ -155,6 +155,9 @@ class PollerConfig:
     max_concurrent_targets: int = 256
     deadline: float | None = None  # per poll; None = 3 x timeout x (retries + 1) + 1 s
     engine: str = ENGINE_LEAN  # for v1/v2c targets; SNMPv3 always goes through pysnmp
+    # Repeat polls probe the rows the last poll saw (see Poller._probes). Off by default:
+    # fewer varbinds and requests, but snmpsim spent more CPU answering them (docs/snmp.md).
+    probe_known_rows: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -438,7 +441,7 @@ class Poller:
             for n, chunk in enumerate(chunks)
         ]
         await asyncio.gather(*jobs)
-        if columns:
+        if columns and self.config.probe_known_rows:
             shape = self._shapes.setdefault(target.device_id, {})
             shape.update((c, tuple(rows)) for c, rows in seen.items())
         extra = await self._get(target, extra_oids, counter) if extra_oids else {}
@@ -455,7 +458,7 @@ class Poller:
         known row, sent as GETBULK non-repeaters, so an unchanged column costs the agent
         exactly rows + 1 varbinds instead of max-repetitions' worth of overshoot."""
         probes: dict[Column, list[tuple[int, ...]]] = {}
-        if target.version == "1" or not known:
+        if not self.config.probe_known_rows or target.version == "1" or not known:
             return probes
         budget = self.config.max_varbinds - len(scalars)
         for col in columns:

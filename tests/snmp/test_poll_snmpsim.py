@@ -228,7 +228,7 @@ def test_repeat_poll_probes_known_rows_with_the_same_result(snmpsim: Snmpsim, na
     target = snmpsim.device(name).v2c_target()
 
     async def run() -> tuple[Any, Any, list[int], list[int]]:
-        async with Poller() as poller:
+        async with Poller(config=PollerConfig(probe_known_rows=True)) as poller:
             sizes = _counting(poller)
             first = await poller.poll(target)
             n_first = list(sizes)
@@ -257,7 +257,7 @@ def test_stale_row_knowledge_still_walks_every_row(snmpsim: Snmpsim, mangle: Any
     target = snmpsim.device("gateway").v2c_target()
 
     async def run() -> tuple[Any, Any]:
-        async with Poller() as poller:
+        async with Poller(config=PollerConfig(probe_known_rows=True)) as poller:
             fresh = await poller.poll(target)
             shapes = poller._shapes[target.device_id]
             for col, rows in list(shapes.items()):
@@ -267,3 +267,17 @@ def test_stale_row_knowledge_still_walks_every_row(snmpsim: Snmpsim, mangle: Any
     fresh, again = asyncio.run(run())
     assert again.outcome == "ok"
     assert again.tables == fresh.tables and again.scalars == fresh.scalars
+
+
+def test_row_probing_is_off_by_default(snmpsim: Snmpsim) -> None:
+    target = snmpsim.device("camera").v2c_target()
+
+    async def run() -> tuple[int, int]:
+        async with Poller() as poller:
+            first = await poller.poll(target)
+            again = await poller.poll(target)
+            assert poller._shapes == {}
+            return first.requests, again.requests
+
+    first, again = asyncio.run(run())
+    assert first == again
