@@ -46,7 +46,7 @@ VERSION_2C: Final = 1
 
 EXCEPTIONS: Final = frozenset({NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW})
 OCTET_TAGS: Final = frozenset({OCTET_STRING, IP_ADDRESS, OPAQUE})
-# Allowed value range per integer tag (pysnmp: Integer32, Counter32, Gauge32, TimeTicks, Counter64).
+# Value range per integer tag (pysnmp's Integer32, Counter32, Gauge32, TimeTicks, Counter64).
 INT_RANGES: Final = {
     INTEGER: (-(2**31), 2**31 - 1),
     COUNTER32: (0, 2**32 - 1),

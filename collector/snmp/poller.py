@@ -1,4 +1,4 @@
-"""Poll many SNMP agents concurrently on pysnmp 7's asyncio engine, one engine for all targets.
+"""Poll many SNMP agents concurrently on one asyncio loop, through shared request engines.
 
 How one poll works: a single GETBULK carries every wanted scalar as a non-repeater and every
 wanted table column as a repeater, so a typical camera answers identity, health and inventory
