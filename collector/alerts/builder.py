@@ -27,8 +27,8 @@ from collector.alerts.model import (
     VulnRef,
 )
 from collector.alerts.store import AlertStore
-from sbom.aging import assess_device
-from sbom.dune import fleet_dune, score_device
+from sbom.aging import AgingCache, assess_device
+from sbom.dune import ExposureCache, fleet_dune, score_device
 from sbom.policy import DunePolicy
 
 log = logging.getLogger("dunewatch.alerts")
@@ -238,6 +238,8 @@ def build_snapshot(
     policy = policy or DunePolicy()
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     vulns = VulnLookup(kb)
+    # one pass: each distinct component (and shared component tail) scored and aged once
+    caches = (ExposureCache(policy, today), AgingCache())
     store = open_store(db)
     devices: list[DeviceState] = []
     scored: list[Any] = []
@@ -250,7 +252,7 @@ def build_snapshot(
             simulated_all = simulated_all and s.simulated
             try:
                 state, dune = _device_state(
-                    store, s, kb, config, now, today, alert_store, builder, policy, vulns,
+                    store, s, kb, config, now, today, alert_store, builder, policy, vulns, caches,
                 )  # fmt: skip
             except Exception as exc:  # one broken device must not hide the fleet
                 log.warning("alerts: cannot assess %s: %s", s.device_id, exc)
@@ -291,6 +293,7 @@ def _device_state(
     builder: BomBuilder,
     policy: Any,
     vulns: VulnLookup,
+    caches: tuple[ExposureCache, AgingCache] | None = None,
 ) -> tuple[DeviceState, Any]:
     dev_id = s.device_id
     body = store.latest_health(dev_id)
@@ -304,7 +307,10 @@ def _device_state(
     inventory = store.current_inventory(dev_id)
     if inventory is not None:
         bom = builder(s, inventory)
-        aging = assess_device(bom, kb, [], today, policy=policy, first_seen=s.first_seen)
+        exposure, aging_cache = caches if caches is not None else (None, None)
+        aging = assess_device(
+            bom, kb, [], today, policy=policy, first_seen=s.first_seen, cache=aging_cache
+        )
         fw = aging.firmware
         if fw is not None:
             fields.update(
@@ -318,7 +324,7 @@ def _device_state(
             fields.update(
                 support_status="unsupported", support_detail=u.reason, support_end=u.since
             )
-        dune = score_device(bom, policy, today)
+        dune = score_device(bom, policy, today, cache=exposure)
         fields["layer_grades"] = _grades(dune)
         fields["components"] = _components(bom, vulns, aging)
     state = DeviceState(
