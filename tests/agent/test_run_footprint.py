@@ -8,6 +8,7 @@ ssl, hashlib or urllib.request, and no OpenSSL library is mapped into it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -81,8 +82,10 @@ def test_plain_agent_keeps_unused_modules_and_openssl_out(
         cfg = write_config(tmp_path, mosquitto.port, "dev-1", "dev-1-pw")
         trigger, out = tmp_path / "dump-now", tmp_path / "modules.json"
         log = (tmp_path / "agent.log").open("wb")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
         proc = harness["proc"] = subprocess.Popen(
             [sys.executable, "-c", HARNESS, str(trigger), str(out), "run", "--config", str(cfg)],
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -94,6 +97,9 @@ def test_plain_agent_keeps_unused_modules_and_openssl_out(
             "health reports and the inventory",
         )
         assert openssl_mapped(proc.pid) == []
+        # re-executed itself (same PID) with one malloc arena
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=1" in environ
         trigger.touch()
         assert proc.wait(30) == 0, (tmp_path / "agent.log").read_text()
     finally:
@@ -109,3 +115,15 @@ def test_plain_agent_keeps_unused_modules_and_openssl_out(
     )
     added = loaded - set(json.loads(startup.stdout))
     assert sorted(added.intersection(NOT_RESIDENT)) == []
+
+
+def test_operator_malloc_settings_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent import cli
+
+    def no_exec(*args: object) -> None:
+        raise AssertionError("must not re-exec")
+
+    monkeypatch.setattr(os, "execv", no_exec)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    cli._reexec_with_malloc_env()
+    assert os.environ["MALLOC_ARENA_MAX"] == "4"
