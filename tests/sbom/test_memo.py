@@ -90,8 +90,8 @@ def test_a_tuple_of_packages_is_still_refused_after_the_list_was_memoized() -> N
     with pytest.raises(BuilderError, match="must be a list"):
         AgentInventoryBuilder(
             "cam-1",
-            _inventory(packages=tuple(body["packages"])),
-            classifier=cls,  # type: ignore[arg-type]
+            _inventory(packages=tuple(body["packages"])),  # type: ignore[arg-type]
+            classifier=cls,
         ).build()
 
 
