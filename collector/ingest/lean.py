@@ -26,7 +26,6 @@ from agent.envelope import EnvelopeError, parse
 from collector.ingest.interface import IngestError
 from collector.ingest.mqtt import (
     IDLE_FLUSH_SECONDS,
-    IDLE_MIN_ROWS,
     STALL_SECONDS,
     Consumer,
     _Item,
@@ -228,8 +227,8 @@ class LeanConsumer(Consumer):
         """Receive, validate and queue; commit and acknowledge whenever the batch is due.
 
         A batch is due on the rules of the paho consumer's flush thread: `batch_rows`
-        messages, `batch_ms` since its first message, a pause of IDLE_FLUSH_SECONDS once it
-        holds IDLE_MIN_ROWS, or any pause of STALL_SECONDS. The receive timeout is the time
+        messages, `batch_ms` since its first message, a pause of IDLE_FLUSH_SECONDS after a
+        burst (see `_burst`), or any pause of STALL_SECONDS. The receive timeout is the time
         until the next of these, so nothing waits on a timer thread."""
         buf = bytearray()
         keepalive = float(self.broker.keepalive)
@@ -255,7 +254,7 @@ class LeanConsumer(Consumer):
                 n = len(pending)
                 due = min(
                     self._batch_started + period,
-                    self._last_arrival + (idle if n >= IDLE_MIN_ROWS else STALL_SECONDS),
+                    self._last_arrival + (idle if self._burst() else STALL_SECONDS),
                 )
                 if n >= batch_rows or due <= now:
                     self._flush_pending()
