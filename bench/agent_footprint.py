@@ -7,10 +7,12 @@ Runs concurrently, all on loopback, reporting every 10 s to one mosquitto:
     uptime, processes), QoS 1
   - prometheus-node-exporter (reduced collector set), scraped every 10 s over HTTP
   - a bare psutil + paho loop publishing one JSON message (the floor for a Python agent)
+  - with --tls also the bundle over mqtts:// (a TLS listener of the same mosquitto, test CA)
 After a warm-up, RSS (VmRSS every 2 s), CPU (sum of /proc/PID/task/*/schedstat run time) and the
 messages and bytes each one publishes are measured over the window, and printed side by side.
 
 example: python3 bench/agent_footprint.py --window 180
+example: python3 bench/agent_footprint.py --window 180 --tls
 """
 
 from __future__ import annotations
@@ -179,6 +181,53 @@ def bare_venv(root: Path) -> Path:
     return py
 
 
+def test_pki(work: Path) -> tuple[str, str, str]:
+    """A throw-away CA and a server certificate for 127.0.0.1: (ca, cert, key) file names."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, srv_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    out = []
+    for subject, key, ca in (("bench CA", ca_key, True), ("127.0.0.1", srv_key, False)):
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name("bench CA"))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            b = b.add_extension(san, critical=False)
+        path = work / ("ca.pem" if ca else "server.pem")
+        path.write_bytes(b.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+        out.append(str(path))
+    key_path = work / "server.key"
+    key_path.write_bytes(
+        srv_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return out[0], out[1], str(key_path)
+
+
 def collectd_conf(work: Path, port: int) -> Path:
     conf = work / "collectd.conf"
     conf.write_text(
@@ -220,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--window", type=float, default=180.0, help="measured seconds (default 180)")
     ap.add_argument("--warmup", type=float, default=25.0, help="seconds before measuring")
+    ap.add_argument(
+        "--tls", action="store_true", help="also run the bundle over mqtts:// (extra row)"
+    )
     args = ap.parse_args(argv)
     ensure_peers()
     work = Path(tempfile.mkdtemp(prefix="agent-footprint-"))
@@ -228,10 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     devnull = subprocess.DEVNULL
     try:
         port = free_port()
-        (work / "mosquitto.conf").write_text(
+        tls_port = free_port()
+        conf = (
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
             + ("user root\n" if os.geteuid() == 0 else "")
         )
+        if args.tls:
+            ca, cert, key = test_pki(work)
+            conf += f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+        (work / "mosquitto.conf").write_text(conf)
         mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         procs.append(
             subprocess.Popen(
@@ -239,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         wait_port(port)
+        if args.tls:
+            wait_port(tls_port)
 
         counter = Counter()
         sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-sub")
@@ -287,6 +346,27 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "dunewatch/bench-pyz",
         )
+        if args.tls:
+            spawn(
+                "dunewatch-agent (bundle, bare venv, mqtts://)",
+                [
+                    str(py),
+                    str(pyz),
+                    "run",
+                    "--broker",
+                    f"mqtts://127.0.0.1:{tls_port}",
+                    "--interval",
+                    str(INTERVAL),
+                    "--device-id",
+                    "bench-tls",
+                    "--outbox",
+                    str(work / "outbox-tls.db"),
+                    "--log-level",
+                    "warning",
+                ],
+                "dunewatch/bench-tls",
+                env=dict(os.environ, DUNEWATCH_AGENT_BROKER_CA_FILE=ca),
+            )
         spawn(
             "collectd 5.12 + mqtt",
             ["/usr/sbin/collectd", "-f", "-C", str(collectd_conf(work, port))],
@@ -380,14 +460,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {p.name} | {med:.1f} / {mx:.1f} | {pss:.1f} | {cpu:.3f} | {traffic} |")
         return 0
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
             try:
-                p.wait(15)
+                proc.wait(15)
             except subprocess.TimeoutExpired:
-                p.kill()
+                proc.kill()
         shutil.rmtree(work, ignore_errors=True)
 
 
