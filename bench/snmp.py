@@ -16,7 +16,7 @@ its --max-var-binds honoured and all data files kept open, see collector/snmp/si
 or "pypy" (tuned, under the PyPy interpreter given by --pypy, a venv with snmpsim installed).
 
     python3 bench/snmp.py                   # 1,000 devices, v2c, stock snmpsim
-    python3 bench/snmp.py --simulator pypy --pypy .venv-pypy/bin/python --agent-warmup 1
+    python3 bench/snmp.py --simulator pypy --pypy .venv-pypy/bin/python --agents 2 --agent-warmup 4
     python3 bench/snmp.py --v3              # same, SNMPv3 authPriv SHA/AES
     python3 bench/snmp.py --devices 200 --peer-parallel 32
 """
