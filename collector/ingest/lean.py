@@ -4,12 +4,8 @@ paho-mqtt spends most of its time per message in generic machinery (a select() p
 callbacks, properties, locks); one paho process tops out near 13,500 messages/s parse-only on
 this machine kind. This reader does CONNECT (persistent session), SUBSCRIBE, reads PUBLISH
 packets straight out of a large receive buffer and sends PUBACKs in one write per batch, after
-the batch is committed. Validation, storage, batch rules and ack rules are shared with the paho
-consumer (collector/ingest/mqtt.py); only the network layer and the threading differ: here one
-thread receives, validates, commits and acknowledges in turn. A second thread would buy no
-overlap (the broker stops sending once its window of unacknowledged messages is full, and we
-acknowledge only after the commit) but would cost a lock per message, a wake-up every few
-milliseconds and contention for the interpreter lock. MQTT 3.1.1 only.
+the batch is committed. Batching, validation, storage and ack rules are shared with the paho
+consumer (collector/ingest/mqtt.py); only the network layer differs. MQTT 3.1.1 only.
 """
 
 from __future__ import annotations
@@ -22,14 +18,8 @@ import struct
 import threading
 import time
 
-from agent.envelope import EnvelopeError, parse
 from collector.ingest.interface import IngestError
-from collector.ingest.mqtt import (
-    IDLE_FLUSH_SECONDS,
-    STALL_SECONDS,
-    Consumer,
-    _Item,
-)
+from collector.ingest.mqtt import Consumer
 
 log = logging.getLogger("dunewatch.ingest")
 
@@ -64,10 +54,7 @@ def _packet(first: int, body: bytes) -> bytes:
 
 
 class LeanConsumer(Consumer):
-    """Consumer whose network layer is a plain socket speaking MQTT 3.1.1, on one thread."""
-
-    def start(self) -> None:
-        self._start_network()  # no flush thread: the reader commits (see the module docstring)
+    """Consumer whose network layer is a plain socket speaking MQTT 3.1.1."""
 
     def _start_network(self) -> None:
         self._sock: socket.socket | ssl.SSLSocket | None = None
@@ -78,18 +65,6 @@ class LeanConsumer(Consumer):
         )
         self._reader.start()
 
-    def stop(self) -> None:
-        """Commit and acknowledge what has arrived, then disconnect (the session stays)."""
-        with self._cond:
-            if self._stopping:
-                return
-            self._stopping = True
-        self._stop_wait.set()
-        # the reader notices within its receive timeout, commits, acks and sends DISCONNECT
-        self._reader.join(timeout=90)
-        if self._reader.is_alive():
-            log.error("ingest %s: reader did not stop in time", self.client_id)
-
     def _stop_network(self) -> None:
         sock = self._sock
         if sock is not None:
@@ -97,24 +72,7 @@ class LeanConsumer(Consumer):
                 self._write(b"\xe0\x00")  # DISCONNECT: the session stays on the broker
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-    def _pause(self, seconds: float) -> None:
-        """Wait before retrying a batch; keep the connection alive meanwhile (PINGREQ)."""
-        end = time.monotonic() + seconds
-        half = max(self.broker.keepalive / 2, 0.5)
-        while not self._stop_wait.is_set():
-            now = time.monotonic()
-            if now >= end:
-                return
-            if self._sock is not None and now - self._last_send > half:
-                with contextlib.suppress(OSError):
-                    self._write(b"\xc0\x00")
-            self._stop_wait.wait(min(end - now, half))
-
-    def _flush_pending(self) -> None:
-        batch, self._pending = self._pending, []
-        if batch:
-            self._flush(batch)
+        self._reader.join(timeout=10)
 
     def _write(self, data: bytes) -> None:
         sock = self._sock
@@ -187,8 +145,6 @@ class LeanConsumer(Consumer):
             )
             try:
                 self._read_loop(self._sock)
-                self._flush_pending()  # stopping: commit and ack, then DISCONNECT
-                self._stop_network()
             except (OSError, MqttProtocolError) as exc:
                 if not self._stopping:
                     self.last_error = str(exc)
@@ -199,12 +155,6 @@ class LeanConsumer(Consumer):
                 self.counters.set(self.slot, "connected", 0)
                 with contextlib.suppress(OSError):
                     self._sock.close()
-                self._sock = None
-            # what arrived on the lost connection is stored now; its acks are void (the broker
-            # re-sends those messages and the store drops them as duplicates)
-            with self._cond:
-                self._gen += 1
-            self._flush_pending()
 
     def _oversized(self, buf: bytearray, i: int, end: int, first: int, length: int) -> bool | None:
         """Reject a PUBLISH too large to hold, from its variable header alone; None if that
@@ -219,20 +169,14 @@ class LeanConsumer(Consumer):
         topic = bytes(buf[i + 2 : i + 2 + tlen]).decode(errors="replace")
         mid = (buf[need - 2] << 8) | buf[need - 1] if qos else 0
         detail = f"packet of {length} bytes exceeds limit {self.ingest.max_payload}"
-        item = self._reject(time.time(), topic, "oversized", detail, length)
-        self._pending.append((self._gen, mid, qos, item, b""))  # counted by the read loop
+        self.deliver_reject(topic, "oversized", detail, length, mid, qos)
         return True
 
     def _read_loop(self, sock: socket.socket | ssl.SSLSocket) -> None:
-        """Receive, validate and queue; commit and acknowledge whenever the batch is due.
-
-        A batch is due on the rules of the paho consumer's flush thread: `batch_rows`
-        messages, `batch_ms` since its first message, a pause of IDLE_FLUSH_SECONDS after a
-        burst (see `_burst`), or any pause of STALL_SECONDS. The receive timeout is the time
-        until the next of these, so nothing waits on a timer thread."""
         buf = bytearray()
         keepalive = float(self.broker.keepalive)
         last_recv = time.monotonic()
+        deliver = self.deliver
         # a PUBLISH longer than this can only be rejected: it is never held in memory whole
         max_packet = self.ingest.max_payload + 2 + 65535 + 2
         skip = 0  # bytes of an oversized packet still to discard
@@ -240,31 +184,7 @@ class LeanConsumer(Consumer):
         # 256 KiB object per call, which dominates when a live stream brings a message at a time
         rbuf = bytearray(262144)
         rview = memoryview(rbuf)
-        root, max_payload = self.broker.root, self.ingest.max_payload
-        batch_rows = self.ingest.batch_rows
-        period = self.ingest.batch_ms / 1000.0
-        idle = min(IDLE_FLUSH_SECONDS, period)
-        counters, slot = self.counters, self.slot
-        timeout = -1.0
         while not self._stopping:
-            now = time.monotonic()
-            pending = self._pending
-            wait = min(0.5, keepalive / 2)
-            if pending:
-                n = len(pending)
-                due = min(
-                    self._batch_started + period,
-                    self._last_arrival + (idle if self._burst() else STALL_SECONDS),
-                )
-                if n >= batch_rows or due <= now:
-                    self._flush_pending()
-                    continue
-                wait = min(wait, due - now)
-            # whole milliseconds: fewer distinct timeouts, fewer settimeout() system calls
-            wait = max(0.001, round(wait, 3))
-            if wait != timeout:
-                sock.settimeout(wait)
-                timeout = wait
             got: int | None
             try:
                 got = sock.recv_into(rbuf)
@@ -287,10 +207,6 @@ class LeanConsumer(Consumer):
                 if skip:
                     continue
             pos, end = 0, len(buf)
-            received = len(self._pending)
-            wall = time.time()
-            gen = self._gen
-            append = self._pending.append
             while pos + 2 <= end:
                 first = buf[pos]
                 # remaining length: 1-4 bytes, 7 bits each
@@ -332,16 +248,7 @@ class LeanConsumer(Consumer):
                         p_start = t_end + 2
                     else:
                         mid, p_start = 0, t_end
-                    payload = bytes(buf[p_start : i + length])
-                    item: _Item
-                    try:
-                        item = parse(payload, topic, root, max_payload)
-                    except EnvelopeError as exc:
-                        item = self._reject(wall, topic, exc.reason, exc.detail, len(payload))
-                    except Exception as exc:  # the parser must never take the collector down
-                        detail = f"{type(exc).__name__}: {exc}"
-                        item = self._reject(wall, topic, "other", detail, len(payload))
-                    append((gen, mid, qos, item, payload))
+                    deliver(topic, bytes(buf[p_start : i + length]), mid, qos)
                 elif ptype == 9:  # SUBACK
                     if buf[i + length - 1] == 0x80:
                         raise MqttProtocolError(f"broker refused subscription {self.topic}")
@@ -350,12 +257,6 @@ class LeanConsumer(Consumer):
                 pos = i + length
             if pos:
                 del buf[:pos]
-            received = len(self._pending) - received
-            if received > 0:
-                if received == len(self._pending):
-                    self._batch_started = now
-                self._last_arrival = now
-                counters.add(slot, "received", received)
 
 
 def _recv_exact(sock: socket.socket | ssl.SSLSocket, n: int) -> bytes:
