@@ -67,7 +67,8 @@ def _reexec_with_malloc_env() -> None:
 def cmd_run(args: Args) -> int:
     from agent import deferred
 
-    _reexec_with_malloc_env()
+    if getattr(args, "entry_point", False):  # never replace a program that embeds main()
+        _reexec_with_malloc_env()
 
     deferred.defer_for_values()  # before agent.config imports dataclasses
     from agent.config import load
@@ -231,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: Args | None = parse_run_args(sys.argv[1:] if argv is None else argv)
     if args is None:
         args = build_parser().parse_args(argv)
+    # the process's own command line: re-executing it runs this very command again
+    args.entry_point = argv is None
     try:
         return int(args.func(args))
     except AgentError as exc:

@@ -35,7 +35,7 @@ def test_importing_agent_pulls_no_server_code() -> None:
 
 # Left out of the long-running `run` process on purpose: each costs resident memory for as
 # long as the agent lives (see the footprint section of docs/agent.md).
-NOT_IN_RUN = ("queue", "tomllib", "agent.inventory", "agent.once")
+NOT_IN_RUN = ("queue", "tomllib", "agent.inventory", "agent.once", "argparse")
 
 
 def test_run_path_leaves_out_what_only_children_or_other_commands_need() -> None:

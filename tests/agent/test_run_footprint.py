@@ -35,7 +35,8 @@ def dump():
     os.kill(os.getpid(), signal.SIGTERM)
 threading.Thread(target=dump, daemon=True).start()
 from agent.cli import main
-sys.exit(main(sys.argv[3:]))
+sys.argv[1:] = sys.argv[3:]
+sys.exit(main())
 """
 
 NOT_RESIDENT = (
