@@ -212,8 +212,11 @@ class Consumer:
             detail = f"{type(exc).__name__}: {exc}"
             item = self._reject(now, topic, "other", detail, len(payload))
         with self._cond:
+            arrival = time.monotonic()
+            if not self._pending:  # the first message of a batch: its age and fill rate start
+                self._batch_started = arrival
             self._pending.append((self._gen, mid, qos, item, payload))
-            self._last_arrival = time.monotonic()
+            self._last_arrival = arrival
             if len(self._pending) >= self.ingest.batch_rows:
                 self._cond.notify()
         self.counters.add(self.slot, "received")
