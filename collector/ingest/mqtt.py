@@ -43,11 +43,6 @@ DEFAULT_SHARE_GROUP = "dunewatch"
 IDLE_FLUSH_SECONDS = 0.01
 IDLE_MIN_ROWS = 64
 STALL_SECONDS = 0.05
-# The short-pause rule applies only to a batch that filled faster than this (messages/s): a
-# backlog pouring in until the window is full. A live stream arrives slower and pauses often
-# between messages; its batches run to batch_ms instead, so each commit, lookup and burst of
-# acks carries more messages.
-BURST_RATE = 5000.0
 COMMIT_LOCK_WAIT = 5.0  # past this, go ahead anyway: SQLite's own locking still holds
 _Item = Envelope | Reject
 
@@ -264,7 +259,7 @@ class Consumer:
                     self._stopping
                     or len(self._pending) >= self.ingest.batch_rows
                     or now - self._batch_started >= period
-                    or (now - self._last_arrival >= idle and self._burst())
+                    or (now - self._last_arrival >= idle and len(self._pending) >= IDLE_MIN_ROWS)
                     or now - self._last_arrival >= STALL_SECONDS
                 )
                 if not self._pending or not due:
@@ -276,11 +271,6 @@ class Consumer:
                 batch, self._pending = self._pending, []
                 self._batch_started = now
             self._flush(batch)
-
-    def _burst(self) -> bool:
-        """The pending batch holds IDLE_MIN_ROWS or more and filled at BURST_RATE or faster."""
-        n = len(self._pending)
-        return n >= IDLE_MIN_ROWS and n >= BURST_RATE * (self._last_arrival - self._batch_started)
 
     def _flush(self, batch: list[tuple[int, int, int, _Item, bytes]]) -> None:
         envs: list[Envelope] = []

@@ -261,27 +261,3 @@ def test_huge_payload_is_rejected_without_stopping_the_stream(
         pub.close()
         (rej,) = store.recent_rejects(5)
         assert rej.topic == "dunewatch/v1/dev-1/health" and rej.size >= 3_000_000
-
-
-def test_short_pause_ends_a_backlog_burst_but_not_a_live_batch(tmp_path: Path) -> None:
-    """A 10 ms pause ends a batch that poured in (the broker's window is full); a batch that
-    filled at live-stream speed waits for batch_ms so each commit carries more messages."""
-    from collector.ingest.mqtt import BURST_RATE, IDLE_MIN_ROWS, Consumer
-    from collector.metrics import Counters
-    from collector.store.sqlite import SqliteStore
-    from tests.collector.helpers import broker_settings
-
-    store = SqliteStore(tmp_path / "b.db")
-    try:
-        c = Consumer(broker_settings(1), IngestSettings(), store, Counters(1))
-        c._pending = [(0, 0, 0, None, b"")] * IDLE_MIN_ROWS  # type: ignore[list-item]
-        c._batch_started = 100.0
-        c._last_arrival = 100.0 + IDLE_MIN_ROWS / (2 * BURST_RATE)  # twice the burst rate
-        assert c._burst()
-        c._last_arrival = 100.0 + IDLE_MIN_ROWS / (BURST_RATE / 3)  # a live stream's pace
-        assert not c._burst()
-        c._pending = c._pending[:-1]  # too few to count as a burst at any speed
-        c._last_arrival = 100.0
-        assert not c._burst()
-    finally:
-        store.close()
