@@ -101,7 +101,7 @@ def main() -> int:
             )
             secs = time.perf_counter() - t0
             print(f"built {args.devices} simulated devices into the store in {secs:.1f} s")
-        load = os.getloadavg()[0]
+        load = os.getloadavg()
         out = Path(tmp) / "report.html"
         peer = run_child([sys.executable, "-c", READ_ONLY, str(db)])
         job = run_child(
@@ -118,7 +118,11 @@ def main() -> int:
                 str(out),
             ]
         )
-        print(f"load average at start: {load:.2f} (2 cores)")
+        after = os.getloadavg()
+        print(
+            f"load average (1/5/15 min) at start {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}, "
+            f"at end {after[0]:.2f}/{after[1]:.2f}/{after[2]:.2f}"
+        )
         print(f"{'variant':<14}{'wall s':>9}{'peak RSS MB':>14}  output")
         print(f"{'read-only':<14}{peer[0]:>9.1f}{peer[1]:>14.0f}  {peer[2]}")
         print(f"{'report-html':<14}{job[0]:>9.1f}{job[1]:>14.0f}  {job[2]}")
