@@ -107,6 +107,21 @@ def cmd_check_config(args: Args) -> int:
     return 0
 
 
+# `run`'s options, read by both parsers (argparse for help and errors, parse_run_args for the
+# daemon): name -> (destination, converter, allowed values, metavar, help).
+_RUN_OPTIONS: dict[str, tuple[str, Callable[[str], Any], tuple[str, ...], str, str]] = {
+    "--config": ("config", str, (), "FILE", "TOML configuration file"),
+    "--broker": ("broker", str, (), "URL", "mqtt://HOST:PORT or mqtts://HOST:PORT (TLS)"),
+    "--device-id": ("device_id", str, (), "ID", "device id (also the default MQTT username)"),
+    "--interval": ("interval", float, (), "SECONDS", "seconds between health reports"),
+    "--username": ("username", str, (), "U", "MQTT username (default: the device id)"),
+    "--password-file": ("password_file", str, (), "F", "file holding the MQTT password"),
+    "--outbox": ("outbox", str, (), "PATH", "outbox database file"),
+    "--protocol": ("protocol", str, ("5", "3.1.1"), "", "MQTT protocol version (default 5)"),
+    "--log-level": ("log_level", str, ("debug", "info", "warning", "error"), "", ""),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
@@ -131,17 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    run.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT (TLS)")
-    run.add_argument("--device-id", metavar="ID", help="device id (also the default MQTT username)")
-    run.add_argument(
-        "--interval", metavar="SECONDS", type=float, help="seconds between health reports"
-    )
-    run.add_argument("--username", metavar="U", help="MQTT username (default: the device id)")
-    run.add_argument("--password-file", metavar="F", help="file holding the MQTT password")
-    run.add_argument("--outbox", metavar="PATH", help="outbox database file")
-    run.add_argument("--protocol", choices=("5", "3.1.1"), help="MQTT protocol version (default 5)")
-    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    for flag, (dest, convert, choices, metavar, text) in _RUN_OPTIONS.items():
+        run.add_argument(
+            flag,
+            dest=dest,
+            type=convert,
+            choices=choices or None,
+            metavar=metavar or None,
+            help=text or None,
+        )
     run.set_defaults(func=cmd_run)
 
     once = sub.add_parser(
@@ -169,20 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# `run`'s options: name -> (destination, converter, allowed values).
-_RUN_OPTIONS: dict[str, tuple[str, Callable[[str], Any], tuple[str, ...]]] = {
-    "--config": ("config", str, ()),
-    "--broker": ("broker", str, ()),
-    "--device-id": ("device_id", str, ()),
-    "--interval": ("interval", float, ()),
-    "--username": ("username", str, ()),
-    "--password-file": ("password_file", str, ()),
-    "--outbox": ("outbox", str, ()),
-    "--protocol": ("protocol", str, ("5", "3.1.1")),
-    "--log-level": ("log_level", str, ("debug", "info", "warning", "error")),
-}
-
-
 def parse_run_args(argv: Sequence[str]) -> SimpleNamespace | None:
     """`[-v] run --option VALUE ...` parsed without argparse, or None to let argparse do it.
 
@@ -202,7 +201,7 @@ def parse_run_args(argv: Sequence[str]) -> SimpleNamespace | None:
         verbose=verbose,
         command="run",
         func=cmd_run,
-        **{d: None for d, _, _ in _RUN_OPTIONS.values()},
+        **{spec[0]: None for spec in _RUN_OPTIONS.values()},
     )
     i = 0
     while i < len(args):
@@ -217,7 +216,7 @@ def parse_run_args(argv: Sequence[str]) -> SimpleNamespace | None:
             value = args[i]
         if value.startswith("-"):
             return None  # argparse decides whether that is a value or a missing one
-        dest, convert, choices = spec
+        dest, convert, choices, _metavar, _help = spec
         if choices and value not in choices:
             return None
         try:
