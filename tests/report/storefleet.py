@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.envelope import make
+from agent.envelope import Envelope, make
 
 CAMERA: dict[str, Any] = {
     "hash": "cam",
@@ -72,6 +72,21 @@ GATEWAY: dict[str, Any] = {
 }
 
 
+def saturated_hour(device_id: str, now: float) -> list[Envelope]:
+    """Health reports with cpu at 97 % every minute for the last hour: sustained saturation."""
+    return [
+        make(
+            device_id,
+            "b1",
+            2 + i,
+            "health",
+            {"interval": 60, "cpu": {"pct": 97.0}},
+            ts=now - 3600 + 60 * i,
+        )
+        for i in range(61)
+    ]
+
+
 def make_store(path: Path, now: float) -> Path:
     from collector.store import open_store
 
@@ -86,18 +101,7 @@ def make_store(path: Path, now: float) -> Path:
             make("cam-1", "b1", 1, "inventory", CAMERA, ts=now),
             make("gw-1", "b1", 1, "inventory", GATEWAY, ts=now),
         ]
-        # gw-1: cpu at 97 % every minute for an hour -> sustained saturation
-        envs += [
-            make(
-                "gw-1",
-                "b1",
-                2 + i,
-                "health",
-                {"interval": 60, "cpu": {"pct": 97.0}},
-                ts=now - 3600 + 60 * i,
-            )
-            for i in range(61)
-        ]
+        envs += saturated_hour("gw-1", now)
         store.apply(envs, now)
     finally:
         store.close()

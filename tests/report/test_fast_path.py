@@ -25,7 +25,7 @@ from sbom.dune import DeviceDune, fleet_dune, score_device
 from sbom.errors import SbomError
 from sbom.knowledge import Classifier
 from sbom.policy import DunePolicy
-from tests.report.storefleet import CAMERA, GATEWAY
+from tests.report.storefleet import CAMERA, GATEWAY, saturated_hour
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -58,17 +58,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             store.ensure_device(dev_id, tags={"district": "x"}, simulated=True)
             envs.append(make(dev_id, "b1", 1, "inventory", body, ts=now))
         store.ensure_device("quiet-1", tags={"district": "x"}, simulated=True)
-        envs += [
-            make(
-                "gw-1",
-                "b1",
-                2 + i,
-                "health",
-                {"interval": 60, "cpu": {"pct": 97.0}},
-                ts=now - 3600 + 60 * i,
-            )
-            for i in range(61)
-        ]
+        envs += saturated_hour("gw-1", now)
         store.apply(envs, now)
     finally:
         store.close()
