@@ -97,12 +97,8 @@ def procs() -> Iterator[list[AgentProc]]:
             p.kill()
 
 
-def test_agent_over_mutual_tls(
-    mosquitto_factory: Callable[..., Any],
-    pki: dict[str, str],
-    procs: list[AgentProc],
-    tmp_path: Path,
-) -> None:
+def tls_broker(mosquitto_factory: Callable[..., Any], pki: dict[str, str]) -> tuple[Any, int]:
+    """A mosquitto requiring client certificates, plus a plain listener for the test's recorder."""
     plain = free_port()
     broker = mosquitto_factory(
         {"dev-1": "dev-1-pw"},
@@ -111,18 +107,33 @@ def test_agent_over_mutual_tls(
             f"certfile {pki['server']}",
             f"keyfile {pki['server_key']}",
             "require_certificate true",
-            f"listener {plain} 127.0.0.1",  # plain listener for the test's collector
+            f"listener {plain} 127.0.0.1",
         ),
     )
     assert wait_for_port("127.0.0.1", plain, 15)
+    return broker, plain
+
+
+def client_tls(port: int, pki: dict[str, str]) -> dict[str, str]:
+    """The agent's [broker] section for mutual TLS on `port`."""
+    return {
+        "url": f"mqtts://127.0.0.1:{port}",
+        "ca_file": pki["ca"],
+        "cert_file": pki["client"],
+        "key_file": pki["client_key"],
+    }
+
+
+def test_agent_over_mutual_tls(
+    mosquitto_factory: Callable[..., Any],
+    pki: dict[str, str],
+    procs: list[AgentProc],
+    tmp_path: Path,
+) -> None:
+    broker, plain = tls_broker(mosquitto_factory, pki)
     rec = Recorder(plain).start()
     try:
-        tls = {
-            "url": f"mqtts://127.0.0.1:{broker.port}",
-            "ca_file": pki["ca"],
-            "cert_file": pki["client"],
-            "key_file": pki["client_key"],
-        }
+        tls = client_tls(broker.port, pki)
         good = start_agent(
             write_config(tmp_path, broker.port, "dev-1", "dev-1-pw", broker=tls),
             tmp_path / "ok.log",
@@ -155,18 +166,7 @@ def test_sighup_moves_a_plain_agent_to_tls(
     tmp_path: Path,
 ) -> None:
     """A plain start leaves OpenSSL out of the process; a reload to mqtts:// brings it in."""
-    plain = free_port()
-    broker = mosquitto_factory(
-        {"dev-1": "dev-1-pw"},
-        extra_config=(
-            f"cafile {pki['ca']}",
-            f"certfile {pki['server']}",
-            f"keyfile {pki['server_key']}",
-            "require_certificate true",
-            f"listener {plain} 127.0.0.1",
-        ),
-    )
-    assert wait_for_port("127.0.0.1", plain, 15)
+    broker, plain = tls_broker(mosquitto_factory, pki)
     rec = Recorder(plain).start()
     try:
         cfg = write_config(tmp_path, plain, "dev-1", "dev-1-pw")
@@ -175,12 +175,7 @@ def test_sighup_moves_a_plain_agent_to_tls(
         wait_until(lambda: rec.of("dev-1", "health"), 30, "a report over plain MQTT")
         assert openssl_mapped(agent.proc.pid) == []
 
-        tls = {
-            "url": f"mqtts://127.0.0.1:{broker.port}",
-            "ca_file": pki["ca"],
-            "cert_file": pki["client"],
-            "key_file": pki["client_key"],
-        }
+        tls = client_tls(broker.port, pki)
         assert write_config(tmp_path, plain, "dev-1", "dev-1-pw", broker=tls) == cfg
         agent.proc.send_signal(signal.SIGHUP)
         wait_until(
