@@ -193,7 +193,7 @@ def parse(
     if topic_name is not None:
         topic_dev, topic_kind = split_topic(root, topic_name)
     try:
-        doc = _loads(payload)
+        doc = loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
         raise EnvelopeError("not_json", f"payload is not UTF-8 JSON ({exc})") from None
     env = from_dict(doc)
@@ -217,9 +217,11 @@ _LONG_DIGIT_RUN: Final = b"0" * 19
 _MAX_FAST_BRACKETS: Final = 200
 
 
-def _loads(payload: bytes) -> Any:
+def loads(payload: bytes) -> Any:
     """json.loads, through orjson when that gives the same result; any orjson error (NaN,
-    BOM, UTF-16, lone surrogates, ...) falls back to json so errors and results match."""
+    BOM, UTF-16, lone surrogates, ...) falls back to json so errors and results match.
+
+    Also for JSON the collector stored from envelopes (inventory and health bodies)."""
     if (
         _orjson_loads is not None
         and type(payload) is bytes

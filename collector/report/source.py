@@ -13,11 +13,12 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from agent.envelope import loads
 from collector.report.build import DeviceInput, build_report
 from collector.report.interface import AlertRow, ReportData, ReportError
 from collector.store.interface import HealthPoint
@@ -87,7 +88,7 @@ class StoreSource:
                 dev_id = summary.device_id
                 if batched:
                     text = inventories.get(dev_id)
-                    inventory = dict(_decode(text)) if text is not None else None
+                    inventory = dict(loads(text)) if text is not None else None
                 else:
                     inventory = self.store.current_inventory(dev_id)
                 if inventory is None:
@@ -141,33 +142,6 @@ _HEALTH_SQL = (
 )
 
 
-_orjson_loads: Callable[[bytes], Any] | None
-try:  # optional (the server extra): decodes stored bodies about four times faster
-    from orjson import loads as _orjson_loads
-except ImportError:  # pragma: no cover - depends on the installation
-    _orjson_loads = None
-
-# as agent/envelope.py decides: orjson turns integers of 19 digits or more that do not fit 64 bits
-# into floats where json keeps them exact, and nests deeper than json's recursion limit
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_DIGIT_RUN = b"0" * 19
-
-
-def _decode(body: bytes) -> Any:
-    """json.loads, through orjson where both read the same: bodies with a long digit run or
-    deep nesting, and anything orjson refuses, go to json."""
-    if (
-        _orjson_loads is not None
-        and body.count(b"{") + body.count(b"[") < 200
-        and _LONG_DIGIT_RUN not in body.translate(_DIGITS_AS_ZERO)
-    ):
-        try:
-            return _orjson_loads(body)
-        except ValueError:
-            pass
-    return json.loads(body)
-
-
 def _inventories(conn: sqlite3.Connection, ids: str) -> dict[str, bytes]:
     """Current inventory text by device id (decoded only when its device is reached)."""
     return dict(conn.execute(_INVENTORIES_SQL, (ids,)))
@@ -179,7 +153,7 @@ def _health(conn: sqlite3.Connection, ids: str, since: float) -> dict[str, list[
         points = out.get(dev_id)
         if points is None:
             points = out[dev_id] = []
-        points.append(HealthPoint(dev_id, ts, boot_id, seq, _decode(body)))
+        points.append(HealthPoint(dev_id, ts, boot_id, seq, loads(body)))
     return out
 
 

@@ -37,7 +37,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _check(payload: bytes) -> None:
-    want, got = _outcome(json.loads, payload), _outcome(envelope._loads, payload)
+    want, got = _outcome(json.loads, payload), _outcome(envelope.loads, payload)
     assert want[0] == got[0], payload
     if want[0] == "ok":
         assert _same(want[1], got[1]), payload
