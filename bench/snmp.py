@@ -42,6 +42,8 @@ from collector.snmp.oidmap import load_oidmap  # noqa: E402
 from collector.snmp.poller import ENGINE_LEAN, ENGINES, Poller, PollerConfig  # noqa: E402
 from collector.snmp.service import PollService  # noqa: E402
 from collector.snmp.simulator import (  # noqa: E402
+    RESPONDER_FULL,
+    RESPONDER_LITE,
     SNMPREC_DEVICES,
     V3_AUTH_KEY,
     V3_PRIV_KEY,
@@ -84,6 +86,7 @@ def start_agents(
     procs: int,
     python: str | None = None,
     tuned: bool = False,
+    responder: str = RESPONDER_FULL,
 ) -> tuple[list[Snmpsim], list[tuple[int, str]]]:
     templates = [packaged_snmprec(n) for n in SNMPREC_DEVICES]
     sims: list[Snmpsim] = []
@@ -96,7 +99,14 @@ def start_agents(
         }
         if not names:
             break
-        sim = Snmpsim(root / f"sim{p}", names, max_var_binds=256, python=python, tuned=tuned)
+        sim = Snmpsim(
+            root / f"sim{p}",
+            names,
+            max_var_binds=256,
+            python=python,
+            tuned=tuned,
+            responder=responder,
+        )
         sim.launch()
         sims.append(sim)
         assert sim.port is not None
@@ -285,8 +295,16 @@ def main() -> int:
         action="store_true",
         help="add a row polling through the pysnmp engine (the reference path)",
     )
-    ap.add_argument("--simulator", choices=("stock", "tuned", "pypy"), default="stock")
-    ap.add_argument("--pypy", help="python of a PyPy venv with snmpsim (--simulator pypy)")
+    ap.add_argument(
+        "--simulator",
+        choices=("stock", "tuned", "lite", "pypy"),
+        default="stock",
+        help="how snmpsim runs (see above); default stock",
+    )
+    ap.add_argument(
+        "--pypy",
+        help="python of a PyPy venv with snmpsim: runs the tuned or lite simulator under it",
+    )
     ap.add_argument(
         "--agent-warmup",
         type=int,
@@ -296,17 +314,25 @@ def main() -> int:
     args = ap.parse_args()
     if args.simulator == "pypy" and not args.pypy:
         ap.error("--simulator pypy needs --pypy PATH (a PyPy venv's python with snmpsim)")
+    if args.simulator == "stock" and args.pypy:
+        ap.error("--pypy runs the tuned or lite simulator: add --simulator tuned|lite")
+    if args.simulator == "lite" and args.v3:
+        ap.error(
+            "snmpsim's lite responder answers v1/v2c only: use --simulator stock|tuned for --v3"
+        )
     root = Path(tempfile.mkdtemp(prefix="bench-snmp-"))
     t0 = time.monotonic()
     sims, where = start_agents(
         root,
         args.devices,
         args.agents,
-        python=args.pypy if args.simulator == "pypy" else None,
+        python=args.pypy,
         tuned=args.simulator != "stock",
+        responder=RESPONDER_LITE if args.simulator == "lite" else RESPONDER_FULL,
     )
+    how = args.simulator + (" under PyPy" if args.pypy and args.simulator != "pypy" else "")
     print(
-        f"{len(where)} simulated agents on {len(sims)} snmpsim processes ({args.simulator}, "
+        f"{len(where)} simulated agents on {len(sims)} snmpsim processes ({how}, "
         f"started in {time.monotonic() - t0:.1f} s); SNMP {'v3 authPriv' if args.v3 else 'v2c'}"
     )
     try:

@@ -32,6 +32,9 @@ V3_USER: Final = "monitor"
 V3_AUTH_KEY: Final = "authpass123"
 V3_PRIV_KEY: Final = "privpass123"
 SNMPSIM_OPEN_FILES: Final = 31  # snmpsim's own cap on data files kept open (DataFile)
+RESPONDER_FULL: Final = "full"  # snmpsim-command-responder: pysnmp's engine, v1/v2c/v3
+RESPONDER_LITE: Final = "lite"  # snmpsim-command-responder-lite: v1/v2c only, no engine
+RESPONDERS: Final = (RESPONDER_FULL, RESPONDER_LITE)
 
 # Starts snmpsim's responder with two fixes (see Snmpsim.tuned). First, a different cap on open
 # data files: snmpsim closes and reopens a device's data file and index whenever more than its
@@ -50,6 +53,46 @@ _LAUNCHER: Final = (
     "        lambda self, value: setattr(self, 'max_varbinds', int(value)))\n"
     "from snmpsim.commands.responder import main\n"
     "sys.argv[0] = 'snmpsim-command-responder'\n"
+    "sys.exit(main())\n"
+)
+
+# Starts snmpsim's lightweight v1/v2c responder (snmpsim/commands/responder_lite.py), which
+# answers from the same data files without pysnmp's SNMP engine (no message processing or
+# security subsystems). As shipped in snmpsim 1.2.2 it does not start against pysnmp 7: it still
+# calls names pysnmp 7 and snmpsim itself renamed (registerRecvCbFun, api.protoModules,
+# setErrorStatus; readVars/readNextVars/writeVars on snmpsim's own data file controllers). The
+# launcher adds those names as aliases of the current ones and changes nothing else; the data
+# file controllers are called exactly as the full responder calls them, minus the request
+# context that only variation modules read (our data files use none).
+_LITE_LAUNCHER: Final = (
+    "import sys\n"
+    "from pysnmp.carrier.base import AbstractTransportDispatcher as D\n"
+    "from pysnmp.proto import api\n"
+    "from snmpsim import controller, datafile\n"
+    "datafile.DataFile.max_queue_entries = int(sys.argv.pop(1))\n"
+    "api.protoModules = api.PROTOCOL_MODULES\n"
+    "for old, new in (('registerRecvCbFun', 'register_recv_callback'),\n"
+    "                 ('registerTransport', 'register_transport'),\n"
+    "                 ('jobStarted', 'job_started'), ('runDispatcher', 'run_dispatcher'),\n"
+    "                 ('closeDispatcher', 'close_dispatcher')):\n"
+    "    setattr(D, old, lambda self, *a, _new=new: getattr(self, _new)(*a))\n"
+    "for mod in api.PROTOCOL_MODULES.values():\n"
+    "    pdu = type(mod.apiPDU)\n"
+    "    pdu.setErrorStatus = lambda self, *a: self.set_error_status(*a)\n"
+    "    pdu.setErrorIndex = lambda self, *a: self.set_error_index(*a)\n"
+    "def _data(next_flag, set_flag):\n"
+    "    def call(self, var_binds):\n"
+    "        return self._data_file.process_var_binds(\n"
+    "            var_binds, nextFlag=next_flag, setFlag=set_flag)\n"
+    "    return call\n"
+    "M = controller.MibInstrumController\n"
+    "M.readVars, M.readNextVars, M.writeVars = (\n"
+    "    _data(False, False), _data(True, False), _data(False, True))\n"
+    "X = controller.DataIndexInstrumController\n"
+    "X.readVars, X.readNextVars, X.writeVars = (\n"
+    "    X.read_variables, X.read_next_variables, X.write_variables)\n"
+    "from snmpsim.commands.responder_lite import main\n"
+    "sys.argv[0] = 'snmpsim-command-responder-lite'\n"
     "sys.exit(main())\n"
 )
 
@@ -180,12 +223,19 @@ class Snmpsim:
         python: str | None = None,
         open_files: int | None = None,
         tuned: bool = False,
+        responder: str = RESPONDER_FULL,
     ) -> None:
         """`python`: run snmpsim with this interpreter (e.g. a PyPy venv that has snmpsim);
         `open_files`: data files snmpsim keeps open at once (its default is 31); `tuned`: start
         it through `_LAUNCHER`, which also makes `max_var_binds` take effect (implied by the
-        other two). Without any of them snmpsim runs exactly as installed."""
+        other two). Without any of them snmpsim runs exactly as installed. `responder="lite"`:
+        snmpsim's lightweight v1/v2c responder through `_LITE_LAUNCHER` (no SNMPv3; its
+        `max_var_binds` works as is, and `open_files` applies the same way)."""
         _check_loopback(host)
+        if responder not in RESPONDERS:
+            raise SimulatorError(
+                f"snmpsim responder {responder!r} is not one of {', '.join(RESPONDERS)}"
+            )
         if open_files is not None and open_files < 1:
             raise SimulatorError("open_files must be >= 1")
         if not devices:
@@ -198,6 +248,7 @@ class Snmpsim:
         self.executable = executable
         self.python = python
         self.open_files = open_files
+        self.responder = responder
         self.tuned = tuned or python is not None or open_files is not None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -208,9 +259,11 @@ class Snmpsim:
         return SimulatedDevice(name, self.port, self.host)
 
     def command(self) -> list[str]:
-        if self.tuned:
+        lite = self.responder == RESPONDER_LITE
+        if self.tuned or lite:
             files = self.open_files or max(SNMPSIM_OPEN_FILES, len(self.devices) + 1)
-            base = [self.python or sys.executable, "-c", _LAUNCHER, str(files)]
+            launcher = _LITE_LAUNCHER if lite else _LAUNCHER
+            base = [self.python or sys.executable, "-c", launcher, str(files)]
         else:
             exe = self.executable or shutil.which("snmpsim-command-responder")
             base = [exe] if exe else [sys.executable, "-m", "snmpsim.commands.responder"]
@@ -218,14 +271,17 @@ class Snmpsim:
             f"--data-dir={self.workdir / 'data'}",
             f"--cache-dir={self.workdir / 'cache'}",
             f"--agent-udpv4-endpoint={self.host}:{self.port}",
-            f"--v3-user={V3_USER}",
-            f"--v3-auth-key={V3_AUTH_KEY}",
-            "--v3-auth-proto=SHA",
-            f"--v3-priv-key={V3_PRIV_KEY}",
-            "--v3-priv-proto=AES",
             f"--max-var-binds={self.max_var_binds}",
             "--logging-method=null",
         ]
+        if not lite:
+            args += [
+                f"--v3-user={V3_USER}",
+                f"--v3-auth-key={V3_AUTH_KEY}",
+                "--v3-auth-proto=SHA",
+                f"--v3-priv-key={V3_PRIV_KEY}",
+                "--v3-priv-proto=AES",
+            ]
         if self.python is not None:
             # The packaged variation modules (none used by our data files) need Python 3.10+
             # syntax; another interpreter (PyPy 3.9) gets an empty module directory.
