@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from collector.config import CollectorConfig, ConfigError
 from collector.ingest import IngestSource, StoreOpener, make_source
-from collector.ingest.mqtt import MqttSource
+from collector.ingest.mqtt import MqttSource, settle_gc
 from collector.metrics import Counters, MetricsServer, render
 from collector.store.interface import Store, StoreError
 
@@ -190,6 +190,7 @@ def serve(config: CollectorConfig) -> int:
     old_int = signal.signal(signal.SIGINT, on_signal)
     try:
         collector.start()
+        settle_gc()
         collector.run()
     finally:
         collector.stop()

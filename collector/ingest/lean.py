@@ -176,7 +176,7 @@ class LeanConsumer(Consumer):
         buf = bytearray()
         keepalive = float(self.broker.keepalive)
         last_recv = time.monotonic()
-        deliver = self.deliver
+        deliver = self.deliver_many
         # a PUBLISH longer than this can only be rejected: it is never held in memory whole
         max_packet = self.ingest.max_payload + 2 + 65535 + 2
         skip = 0  # bytes of an oversized packet still to discard
@@ -207,6 +207,7 @@ class LeanConsumer(Consumer):
                 if skip:
                     continue
             pos, end = 0, len(buf)
+            received: list[tuple[str, bytes, int, int]] = []  # handed over once per read
             while pos + 2 <= end:
                 first = buf[pos]
                 # remaining length: 1-4 bytes, 7 bits each
@@ -225,6 +226,9 @@ class LeanConsumer(Consumer):
                         raise MqttProtocolError("malformed remaining length")
                 ptype = first >> 4
                 if ptype == 3 and length > max_packet:
+                    if received:  # keep arrival order
+                        deliver(received)
+                        received = []
                     head = self._oversized(buf, i, end, first, length)
                     if head is None:
                         break  # its topic and packet id are not here yet
@@ -248,13 +252,15 @@ class LeanConsumer(Consumer):
                         p_start = t_end + 2
                     else:
                         mid, p_start = 0, t_end
-                    deliver(topic, bytes(buf[p_start : i + length]), mid, qos)
+                    received.append((topic, bytes(buf[p_start : i + length]), mid, qos))
                 elif ptype == 9:  # SUBACK
                     if buf[i + length - 1] == 0x80:
                         raise MqttProtocolError(f"broker refused subscription {self.topic}")
                 elif ptype not in (13,):  # PINGRESP; anything else is unexpected here
                     log.debug("ingest %s: ignoring packet type %d", self.client_id, ptype)
                 pos = i + length
+            if received:
+                deliver(received)
             if pos:
                 del buf[:pos]
 

@@ -14,6 +14,7 @@ short batch transactions.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import signal
@@ -44,6 +45,8 @@ IDLE_FLUSH_SECONDS = 0.01
 IDLE_MIN_ROWS = 64
 STALL_SECONDS = 0.05
 COMMIT_LOCK_WAIT = 5.0  # past this, go ahead anyway: SQLite's own locking still holds
+# Young-generation threshold of the cyclic GC in collector processes (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 20_000
 _Item = Envelope | Reject
 
 
@@ -197,24 +200,33 @@ class Consumer:
 
     def deliver(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         """Validate one message and queue it for the next batch (called by the reader)."""
-        now = time.time()
-        item: _Item
-        try:
-            item = parse(payload, topic, self.broker.root, self.ingest.max_payload)
-        except EnvelopeError as exc:
-            item = self._reject(now, topic, exc.reason, exc.detail, len(payload))
-        except Exception as exc:  # the parser must never take the collector down
-            detail = f"{type(exc).__name__}: {exc}"
-            item = self._reject(now, topic, "other", detail, len(payload))
+        self.deliver_many([(topic, payload, mid, qos)])
+
+    def deliver_many(self, messages: list[tuple[str, bytes, int, int]]) -> None:
+        """Validate messages (topic, payload, packet id, QoS) and queue them in arrival order;
+        a reader that has several at once takes the batch lock once for all of them."""
+        root, limit = self.broker.root, self.ingest.max_payload
+        items: list[tuple[int, int, _Item, bytes]] = []
+        for topic, payload, mid, qos in messages:
+            item: _Item
+            try:
+                item = parse(payload, topic, root, limit)
+            except EnvelopeError as exc:
+                item = self._reject(time.time(), topic, exc.reason, exc.detail, len(payload))
+            except Exception as exc:  # the parser must never take the collector down
+                detail = f"{type(exc).__name__}: {exc}"
+                item = self._reject(time.time(), topic, "other", detail, len(payload))
+            items.append((mid, qos, item, payload))
         with self._cond:
             arrival = time.monotonic()
             if not self._pending:  # the first message of a batch: its age and fill rate start
                 self._batch_started = arrival
-            self._pending.append((self._gen, mid, qos, item, payload))
+            gen = self._gen
+            self._pending.extend([(gen, *it) for it in items])
             self._last_arrival = arrival
             if len(self._pending) >= self.ingest.batch_rows:
                 self._cond.notify()
-        self.counters.add(self.slot, "received")
+        self.counters.add(self.slot, "received", len(items))
 
     def deliver_reject(
         self, topic: str, reason: str, detail: str, size: int, mid: int, qos: int
@@ -451,6 +463,21 @@ class MqttSource:
         self._procs = []
 
 
+def settle_gc() -> None:
+    """Keep the cyclic GC from re-scanning what a long-running collector process holds.
+
+    A live stream allocates a few dozen containers per message, so with CPython's defaults the
+    GC ran every ~20 messages and kept traversing start-up objects and the pending batch: 12-15 %
+    of an ingest worker's CPU (perf). Start-up objects are frozen out of collection, and young
+    collections run every GC_YOUNG_THRESHOLD allocations; the hot path creates no reference
+    cycles, so memory does not grow from it.
+    """
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, second, third)
+
+
 def worker_main(
     broker: BrokerSettings,
     ingest: IngestSettings,
@@ -481,6 +508,7 @@ def worker_main(
         share_group=group,
     )
     consumer.commit_lock = commit_lock
+    settle_gc()
     consumer.start()
     stop_event.wait()
     consumer.stop()
