@@ -1,9 +1,14 @@
 """Wire contract v1: build, encode, parse and validate the JSON envelope (docs/protocol.md).
 
 Standard library only: the agent ships it and the collector imports the very same code, so both
-sides agree byte for byte on what is valid. Where orjson is installed (the collector's server
-extra) it decodes the common payload about four times faster; anything it would read differently
-from the standard json module goes to json.loads, so the result is the same either way.
+sides agree byte for byte on what is valid. Two optional decoders of the collector's server extra
+speed up parse(); each only ever accepts what the standard path accepts, with the same values,
+and anything else goes the standard way (so errors read the same too):
+- msgspec decodes a health report straight into typed values (about 5 us instead of 27 us with
+  the checks): its types admit exactly the leaves and nesting the contract allows, so only the
+  checks types cannot express run in Python;
+- orjson decodes other payloads about four times faster than json; anything it would read
+  differently from the standard json module goes to json.loads.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 try:  # optional: the collector's hot path; agents run without it
     from orjson import loads as _orjson_loads
@@ -192,11 +197,13 @@ def parse(
     topic_dev = topic_kind = None
     if topic_name is not None:
         topic_dev, topic_kind = split_topic(root, topic_name)
-    try:
-        doc = loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EnvelopeError("not_json", f"payload is not UTF-8 JSON ({exc})") from None
-    env = from_dict(doc)
+    env = _fast_health(payload) if _health_decoder is not False else None
+    if env is None:
+        try:
+            doc = loads(payload)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise EnvelopeError("not_json", f"payload is not UTF-8 JSON ({exc})") from None
+        env = from_dict(doc)
     if topic_dev is not None and topic_dev != env.device_id:
         raise EnvelopeError(
             "device_mismatch",
@@ -206,6 +213,65 @@ def parse(
         raise EnvelopeError(
             "kind_mismatch", f"topic kind {topic_kind!r} differs from payload kind {env.kind!r}"
         )
+    return env
+
+
+# The msgspec decoder for health reports: built on first use (None until then, False when msgspec
+# is not installed), so agents, which never parse, never import it.
+_health_decoder: Any = None
+
+
+def _build_health_decoder() -> Any:
+    """Types that admit exactly what _check_numbers accepts, minus containers at depth 4 (those
+    take the standard path): a number is int or a finite float (msgspec refuses NaN and numbers
+    out of range), strings, booleans and null; every other field as from_dict wants it."""
+    global _health_decoder
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - depends on the installation
+        _health_decoder = False
+        return False
+    leaf = int | float | str | bool | None
+    depth3 = leaf | dict[str, leaf] | list[leaf]
+    depth2 = leaf | dict[str, depth3] | list[depth3]
+    depth1 = leaf | dict[str, depth2] | list[depth2]
+    wire = msgspec.defstruct(
+        "WireHealth",
+        [
+            ("v", Literal[1]),
+            ("device", str),
+            ("boot", str),
+            ("seq", int),
+            ("ts", int | float),
+            ("kind", Literal["health"]),
+            ("body", dict[str, depth1]),
+        ],
+        forbid_unknown_fields=True,
+    )
+    _health_decoder = msgspec.json.Decoder(wire).decode
+    return _health_decoder
+
+
+def _fast_health(payload: bytes) -> Envelope | None:
+    """The envelope of a well-formed health report, or None: then the standard path decides."""
+    decode = _health_decoder or _build_health_decoder()
+    if not decode or type(payload) is not bytes:
+        return None
+    try:  # duplicate keys: the last one counts, as with json
+        doc = decode(payload)
+    except ValueError:  # msgspec's DecodeError/ValidationError: not for the fast path
+        return None
+    env = Envelope(
+        v=1,
+        device_id=doc.device,
+        boot_id=doc.boot,
+        seq=doc.seq,
+        ts=float(doc.ts),
+        kind=KIND_HEALTH,
+        body=doc.body,
+    )
+    _check_fields(env)
+    _check_health(env.body, leaves_checked=True)
     return env
 
 
@@ -273,6 +339,11 @@ def _field(doc: Mapping[str, Any], name: str, typ: type | tuple[type, ...]) -> A
 
 
 def validate(env: Envelope) -> None:
+    _check_fields(env)
+    _BODY_CHECKS[env.kind](env.body)
+
+
+def _check_fields(env: Envelope) -> None:
     check_device_id(env.device_id)
     if not (1 <= len(env.boot_id) <= 64) or not env.boot_id.isprintable():
         raise EnvelopeError("bad_field", "field 'boot' must be 1-64 printable characters")
@@ -289,7 +360,6 @@ def validate(env: Envelope) -> None:
         raise EnvelopeError("bad_field", "field 'seq' out of range")
     if not math.isfinite(env.ts) or env.ts < 0:
         raise EnvelopeError("bad_field", f"field 'ts' must be a finite unix time, got {env.ts}")
-    _BODY_CHECKS[env.kind](env.body)
 
 
 def _check_state(body: Mapping[str, Any]) -> None:
@@ -297,7 +367,7 @@ def _check_state(body: Mapping[str, Any]) -> None:
         raise EnvelopeError("bad_body", "state body needs 'state': 'online' or 'offline'")
 
 
-def _check_health(body: Mapping[str, Any]) -> None:
+def _check_health(body: Mapping[str, Any], leaves_checked: bool = False) -> None:
     interval = body.get("interval")
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
         raise EnvelopeError("bad_body", "health body needs a positive number 'interval' (seconds)")
@@ -307,7 +377,8 @@ def _check_health(body: Mapping[str, Any]) -> None:
     for section in ("disk", "net", "temp", "fan", "errors"):
         if section in body and not isinstance(body[section], dict):
             raise EnvelopeError("bad_body", f"health section {section!r} must be an object")
-    _check_numbers(body, "health")
+    if not leaves_checked:
+        _check_numbers(body, "health")
 
 
 _PLAIN_LEAVES: Final = frozenset((int, str, bool, type(None)))
