@@ -60,6 +60,11 @@ def body(i: int, seq: int) -> dict[str, Any]:
     }
 
 
+def boot_id(i: int) -> str:
+    """Each simulated device has its own boot id, 32 hex digits like an agent's (uuid4().hex)."""
+    return f"{i:08x}{'5eed' * 6}"
+
+
 def envelope(dev: str, boot: str, seq: int, i: int, ts: float) -> bytes:
     doc = {
         "v": 1,
@@ -121,7 +126,7 @@ class Broker:
 
 
 def _publisher(
-    port: int, devices: range, per_device: int, rate: float, boot: str, seq0: int, counter: Any
+    port: int, devices: range, per_device: int, rate: float, seq0: int, counter: Any
 ) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -152,7 +157,7 @@ def _publisher(
             window.acquire()
             dev = f"sim-{i:06d}"
             info = c.publish(
-                f"{ROOT}/v1/{dev}/health", envelope(dev, boot, seq, i, time.time()), qos=1
+                f"{ROOT}/v1/{dev}/health", envelope(dev, boot_id(i), seq, i, time.time()), qos=1
             )
             if info.rc != 0:
                 raise SystemExit(f"publish failed rc={info.rc}")
@@ -176,7 +181,7 @@ def _mqtt_packet(first: int, body: bytes) -> bytes:
 
 
 def _lean_publisher(
-    port: int, devices: range, per_device: int, rate: float, boot: str, seq0: int, counter: Any
+    port: int, devices: range, per_device: int, rate: float, seq0: int, counter: Any
 ) -> None:
     """The same messages as _publisher over a plain socket (MQTT 3.1.1, QoS 1): a load
     generator that leaves more of the shared cores to the broker and the collector."""
@@ -235,7 +240,7 @@ def _lean_publisher(
             dev = f"sim-{i:06d}"
             mid = sent % 65535 + 1
             var = mstr(f"{ROOT}/v1/{dev}/health") + struct.pack("!H", mid)
-            sock.sendall(_mqtt_packet(0x32, var + envelope(dev, boot, seq, i, time.time())))
+            sock.sendall(_mqtt_packet(0x32, var + envelope(dev, boot_id(i), seq, i, time.time())))
             sent += 1
     deadline = time.monotonic() + 120
     while acked < sent and not failed and time.monotonic() < deadline:
@@ -260,7 +265,6 @@ def publish(
     ctx = multiprocessing.get_context("spawn")
     counter = ctx.Value("q", 0)
     chunk = (n_devices + procs - 1) // procs
-    boot = "bench-boot"
     ps = [
         ctx.Process(
             target=_lean_publisher if lean else _publisher,
@@ -269,7 +273,6 @@ def publish(
                 range(k * chunk, min(n_devices, (k + 1) * chunk)),
                 per_device,
                 rate / procs,
-                boot,
                 seq0,
                 counter,
             ),
@@ -507,7 +510,7 @@ def main() -> int:
             print(
                 f"backlog: {total} simulated health messages from {args.devices} simulated devices "
                 f"queued in {secs:.1f} s ({os.path.getsize(work / 'passwd') and ''}"
-                f"{len(envelope('sim-000000', 'bench-boot', 1, 0, time.time()))} bytes each)",
+                f"{len(envelope('sim-000000', boot_id(0), 1, 0, time.time()))} bytes each)",
                 flush=True,
             )
             # 3. mosquitto_sub peer

@@ -293,7 +293,7 @@ class SqliteStore:
 
     def _load_devices(self, ids: set[str]) -> dict[str, _Dev]:
         """One query for every device of the batch (the id list goes in as one JSON array)."""
-        out = {dev_id: _Dev() for dev_id in ids}
+        out: dict[str, _Dev] = {}
         rows = self.conn.execute(
             "SELECT device_id, status, status_since, enrolled, last_state, interval, boot_id "
             "FROM devices "
@@ -311,6 +311,9 @@ class SqliteStore:
                 stored_boot=row[6],
                 stored_last_state=row[4],
             )
+        for dev_id in ids:
+            if dev_id not in out:
+                out[dev_id] = _Dev()
         return out
 
     def _load_streams(
@@ -319,17 +322,18 @@ class SqliteStore:
         out: dict[tuple[str, str], _Stream] = {}
         if not keys:
             return out
+        # one primary-key lookup per (device, boot) pair: two IN lists would make SQLite probe
+        # every device with every boot id of the batch (quadratic once boot ids differ)
         rows = self.conn.execute(
-            "SELECT device_id, boot_id, covered, lost, first_received FROM streams "
-            "WHERE device_id IN (SELECT value FROM json_each(?)) "
-            "AND boot_id IN (SELECT value FROM json_each(?))",
-            (_dumps(list({k[0] for k in keys})), _dumps(list({k[1] for k in keys}))),
+            "SELECT s.device_id, s.boot_id, s.covered, s.lost, s.first_received "
+            "FROM json_each(?) AS k CROSS JOIN streams AS s "
+            "WHERE s.device_id = json_extract(k.value, '$[0]') "
+            "AND s.boot_id = json_extract(k.value, '$[1]')",
+            (_dumps(list(keys)),),
         )
         for dev_id, boot, covered, lost, first in rows:
-            key = (dev_id, boot)
-            if key in keys:
-                stream = out[key] = _Stream(_parse_ranges(covered), int(lost), float(first))
-                stream.start_missing = stream.missing()
+            stream = out[(dev_id, boot)] = _Stream(_parse_ranges(covered), int(lost), float(first))
+            stream.start_missing = stream.missing()
         for key in keys:
             if key not in out:
                 out[key] = _Stream(first_received=received)

@@ -57,6 +57,24 @@ def test_out_of_order_arrivals_fill_gaps(store: SqliteStore) -> None:
     assert store.latest_health("d1") == h(5, 0).body  # newest by agent time, not arrival
 
 
+def test_streams_of_many_devices_and_boots_in_one_batch(store: SqliteStore) -> None:
+    """Each (device, boot) stream is read back as its own: boots of other devices in the
+    same batch and other boots of the same device do not mix in."""
+    devs = [f"d{i}" for i in range(40)]
+    first = [h(s, NOW + s, dev=d, boot=f"boot-{d}") for d in devs for s in (1, 2, 3)]
+    first += [h(1, NOW, dev=d, boot="shared") for d in devs[:5]]
+    r = store.apply(first, NOW + 10)
+    assert (r.accepted, r.duplicates, r.gaps) == (125, 0, 0)
+    again = [h(s, NOW + s, dev=d, boot=f"boot-{d}") for d in devs for s in (3, 4)]
+    again += [h(1, NOW, dev=d, boot=f"boot-{devs[-1 - k]}") for k, d in enumerate(devs[:5])]
+    again += [h(3, NOW, dev=d, boot="shared") for d in devs[:5]]
+    r = store.apply(again, NOW + 20)
+    # seq 3 of each own boot is a duplicate; another device's boot id is a new stream of this one
+    assert (r.accepted, r.duplicates, r.gaps) == (50, 40, 5)
+    assert store.ingest_stats("d0").duplicate == 1 and store.ingest_stats("d0").gap == 1
+    assert store.ingest_stats("d39").gap == 0
+
+
 def test_stream_ranges_stay_bounded() -> None:
     s = _Stream()
     for seq in range(1, 4 * MAX_RANGES, 2):  # every other seq missing
