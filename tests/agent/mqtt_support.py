@@ -54,7 +54,7 @@ class Recorder:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            env = wire.parse(msg.payload, msg.topic)
+            env = wire.parse(bytes(msg.payload), msg.topic)
         except wire.EnvelopeError as exc:
             with self._lock:
                 self.rejects.append(f"{msg.topic}: {exc}")
@@ -91,7 +91,7 @@ def retained_state(port: int, device: str, timeout: float = 10.0) -> wire.Envelo
 
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.retain:
-            got.append(wire.parse(msg.payload, msg.topic))
+            got.append(wire.parse(bytes(msg.payload), msg.topic))
             done.set()
 
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"dunewatch/v1/{device}/state", qos=1)

@@ -315,8 +315,12 @@ def test_sixty_second_outage_with_agent_restart_loses_nothing(
         envs = [s.env for s in rec.snapshot()]
         for boot in (boot1, boot2):
             last = max(e.seq for e in envs if e.boot_id == boot)
+
+            def complete(b: str = boot, n: int = last) -> bool:
+                return not missing_seqs([s.env for s in rec.snapshot()], b, n)
+
             wait_until(
-                lambda b=boot, n=last: not missing_seqs([s.env for s in rec.snapshot()], b, n),
+                complete,
                 30,
                 "seqs",
             )

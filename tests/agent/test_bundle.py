@@ -17,7 +17,7 @@ from agent import envelope as wire
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "deploy"))
-from build_bundle import build  # noqa: E402
+from build_bundle import build  # type: ignore[import-not-found]  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
