@@ -11,12 +11,15 @@ The agents are snmpsim processes on loopback, each serving an equal share of the
 communities (SNMPv3: context names). All devices are simulated (packaged camera/NVR/gateway
 data with per-device names and serials). The simulator is the test harness, not the product:
 its CPU is reported apart from the poller's (real devices answer on their own CPUs).
-`--simulator` picks how snmpsim runs: "stock" (as installed), "tuned" (same interpreter, with
-its --max-var-binds honoured and all data files kept open, see collector/snmp/simulator.py),
-or "pypy" (tuned, under the PyPy interpreter given by --pypy, a venv with snmpsim installed).
+`--simulator` picks how snmpsim runs: "stock" (snmpsim-command-responder as installed), "tuned"
+(the same, with its --max-var-binds honoured and all data files kept open), "lite" (snmpsim's
+own v1/v2c responder, snmpsim-command-responder-lite, without pysnmp's SNMP engine; same data
+files and answers, see collector/snmp/simulator.py); `--pypy PATH` runs tuned or lite under the
+PyPy interpreter of a venv with snmpsim ("pypy" = tuned under --pypy).
 
     python3 bench/snmp.py                   # 1,000 devices, v2c, stock snmpsim
-    python3 bench/snmp.py --simulator pypy --pypy .venv-pypy/bin/python --agents 2 --agent-warmup 4
+    python3 bench/snmp.py --simulator lite  # snmpsim's lite responder (CPython)
+    python3 bench/snmp.py --simulator lite --pypy .venv-pypy/bin/python --agents 3 --agent-warmup 6
     python3 bench/snmp.py --v3              # same, SNMPv3 authPriv SHA/AES
     python3 bench/snmp.py --devices 200 --peer-parallel 32
 """
@@ -174,12 +177,14 @@ async def run_dunewatch(
     engine: str = ENGINE_LEAN,
     rounds: tuple[tuple[str, bool], ...] = FIRST,
     agent_cpu: Callable[[], float] = lambda: 0.0,
+    in_flight: int = PollerConfig.per_target_in_flight,
 ) -> list[Result]:
     """Poll every target once per round with ONE poller, as `collector serve` does (a repeat
     poll knows each device's table rows from the one before)."""
     results: list[Result] = []
     c0 = cpu_self()
-    async with Poller(config=PollerConfig(engine=engine)) as poller:
+    config = PollerConfig(engine=engine, per_target_in_flight=in_flight)
+    async with Poller(config=config) as poller:
         svc = PollService(poller)
         t_setup = time.monotonic()
         await poller.prepare(targets)  # once per collector start, like `collector serve`
@@ -296,6 +301,13 @@ def main() -> int:
         help="add a row polling through the pysnmp engine (the reference path)",
     )
     ap.add_argument(
+        "--in-flight",
+        type=int,
+        default=PollerConfig.per_target_in_flight,
+        help="poller requests in flight per snmpsim process (PollerConfig.per_target_in_flight;"
+        " one process stands in for hundreds of devices); default %(default)s",
+    )
+    ap.add_argument(
         "--simulator",
         choices=("stock", "tuned", "lite", "pypy"),
         default="stock",
@@ -338,12 +350,14 @@ def main() -> int:
     try:
         targets = targets_for(where, args.v3)
         # Warm-up (engine creation, snmpsim caches) on a few devices, not measured.
-        asyncio.run(run_dunewatch(targets[:10], engine=args.engine))
+        asyncio.run(run_dunewatch(targets[:10], engine=args.engine, in_flight=args.in_flight))
         for n in range(args.agent_warmup):
-            (w,) = asyncio.run(run_dunewatch(targets, engine=args.engine))
+            (w,) = asyncio.run(run_dunewatch(targets, args.engine, in_flight=args.in_flight))
             print(f"agent warm-up pass {n + 1}: {w.wall:.2f} s, {w.ok} ok (not measured)")
         mine = asyncio.run(
-            run_dunewatch(targets, args.engine, FIRST + REPEAT, lambda: agents_cpu(sims))
+            run_dunewatch(
+                targets, args.engine, FIRST + REPEAT, lambda: agents_cpu(sims), args.in_flight
+            )
         )
         for r in mine:
             print(f"{r.name}: {r.wall:.2f} s, {r.ok} ok", flush=True)
@@ -354,7 +368,9 @@ def main() -> int:
         results = [mine[0]]
         extra: list[Result] = []
         if args.also_pysnmp and args.engine != "pysnmp":
-            (ref,) = asyncio.run(run_dunewatch(targets, "pysnmp", FIRST, lambda: agents_cpu(sims)))
+            (ref,) = asyncio.run(
+                run_dunewatch(targets, "pysnmp", FIRST, lambda: agents_cpu(sims), args.in_flight)
+            )
             print(f"{ref.name}: {ref.wall:.2f} s, {ref.ok} ok", flush=True)
             extra.append(ref)
         if not args.skip_peer:
