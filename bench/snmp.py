@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -122,28 +122,28 @@ def start_agents(
 def targets_for(where: list[tuple[int, str]], v3: bool) -> list[Target]:
     out = []
     for port, name in where:
-        common = {
-            "host": "127.0.0.1",
-            "port": port,
-            "device_id": f"{name}-{port}",
-            "timeout": 2.0,
-            "retries": 2,
-        }
+        target = Target(
+            host="127.0.0.1",
+            port=port,
+            version="2c",
+            community=name,
+            device_id=f"{name}-{port}",
+            timeout=2.0,
+            retries=2,
+        )
         if v3:
-            out.append(
-                Target(
-                    version="3",
-                    user=V3_USER,
-                    auth_proto="SHA",
-                    auth_key=V3_AUTH_KEY,
-                    priv_proto="AES",
-                    priv_key=V3_PRIV_KEY,
-                    context=name,
-                    **common,
-                )
+            target = replace(
+                target,
+                version="3",
+                community=None,
+                user=V3_USER,
+                auth_proto="SHA",
+                auth_key=V3_AUTH_KEY,
+                priv_proto="AES",
+                priv_key=V3_PRIV_KEY,
+                context=name,
             )
-        else:
-            out.append(Target(version="2c", community=name, **common))
+        out.append(target)
     return out
 
 
