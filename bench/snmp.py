@@ -15,11 +15,13 @@ its CPU is reported apart from the poller's (real devices answer on their own CP
 (the same, with its --max-var-binds honoured and all data files kept open), "lite" (snmpsim's
 own v1/v2c responder, snmpsim-command-responder-lite, without pysnmp's SNMP engine; same data
 files and answers, see collector/snmp/simulator.py); `--pypy PATH` runs tuned or lite under the
-PyPy interpreter of a venv with snmpsim ("pypy" = tuned under --pypy).
+PyPy interpreter of a venv with snmpsim ("pypy" = tuned under --pypy), with a 32 MB GC
+nursery unless `--pypy-gc-nursery` says otherwise ('' = PyPy's default).
 
     python3 bench/snmp.py                   # 1,000 devices, v2c, stock snmpsim
     python3 bench/snmp.py --simulator lite  # snmpsim's lite responder (CPython)
     python3 bench/snmp.py --simulator lite --pypy .venv-pypy/bin/python --agents 3 --agent-warmup 6
+    python3 bench/snmp.py --simulator lite --pypy .venv-pypy/bin/python --pypy-gc-nursery ''
     python3 bench/snmp.py --v3              # same, SNMPv3 authPriv SHA/AES
     python3 bench/snmp.py --devices 200 --peer-parallel 32
 """
@@ -90,6 +92,7 @@ def start_agents(
     python: str | None = None,
     tuned: bool = False,
     responder: str = RESPONDER_FULL,
+    env: dict[str, str] | None = None,
 ) -> tuple[list[Snmpsim], list[tuple[int, str]]]:
     templates = [packaged_snmprec(n) for n in SNMPREC_DEVICES]
     sims: list[Snmpsim] = []
@@ -109,6 +112,7 @@ def start_agents(
             python=python,
             tuned=tuned,
             responder=responder,
+            env=env,
         )
         sim.launch()
         sims.append(sim)
@@ -318,6 +322,12 @@ def main() -> int:
         help="python of a PyPy venv with snmpsim: runs the tuned or lite simulator under it",
     )
     ap.add_argument(
+        "--pypy-gc-nursery",
+        default="32MB",
+        help="PYPY_GC_NURSERY for a PyPy simulator (pyasn1 allocates many short-lived objects);"
+        " '' keeps PyPy's default; default %(default)s",
+    )
+    ap.add_argument(
         "--agent-warmup",
         type=int,
         default=0,
@@ -332,6 +342,7 @@ def main() -> int:
         ap.error(
             "snmpsim's lite responder answers v1/v2c only: use --simulator stock|tuned for --v3"
         )
+    nursery = bool(args.pypy and args.pypy_gc_nursery)
     root = Path(tempfile.mkdtemp(prefix="bench-snmp-"))
     t0 = time.monotonic()
     sims, where = start_agents(
@@ -341,8 +352,11 @@ def main() -> int:
         python=args.pypy,
         tuned=args.simulator != "stock",
         responder=RESPONDER_LITE if args.simulator == "lite" else RESPONDER_FULL,
+        env={"PYPY_GC_NURSERY": args.pypy_gc_nursery} if nursery else None,
     )
     how = args.simulator + (" under PyPy" if args.pypy and args.simulator != "pypy" else "")
+    if nursery:
+        how += f", PYPY_GC_NURSERY={args.pypy_gc_nursery}"
     print(
         f"{len(where)} simulated agents on {len(sims)} snmpsim processes ({how}, "
         f"started in {time.monotonic() - t0:.1f} s); SNMP {'v3 authPriv' if args.v3 else 'v2c'}"

@@ -224,13 +224,15 @@ class Snmpsim:
         open_files: int | None = None,
         tuned: bool = False,
         responder: str = RESPONDER_FULL,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """`python`: run snmpsim with this interpreter (e.g. a PyPy venv that has snmpsim);
         `open_files`: data files snmpsim keeps open at once (its default is 31); `tuned`: start
         it through `_LAUNCHER`, which also makes `max_var_binds` take effect (implied by the
         other two). Without any of them snmpsim runs exactly as installed. `responder="lite"`:
         snmpsim's lightweight v1/v2c responder through `_LITE_LAUNCHER` (no SNMPv3; its
-        `max_var_binds` works as is, and `open_files` applies the same way)."""
+        `max_var_binds` works as is, and `open_files` applies the same way). `env`: extra
+        environment for the simulator process (e.g. PyPy's PYPY_GC_NURSERY)."""
         _check_loopback(host)
         if responder not in RESPONDERS:
             raise SimulatorError(
@@ -249,6 +251,7 @@ class Snmpsim:
         self.python = python
         self.open_files = open_files
         self.responder = responder
+        self.env = dict(env or {})
         self.tuned = tuned or python is not None or open_files is not None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -303,7 +306,8 @@ class Snmpsim:
             path.write_text(text, encoding="utf-8")
         if self.port is None:
             self.port = free_udp_port(self.host)
-        self._proc = _spawn(self.command(), self.workdir / "snmpsim.log")
+        env = {**os.environ, **self.env} if self.env else None
+        self._proc = _spawn(self.command(), self.workdir / "snmpsim.log", env=env)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Block until the first device answers (snmpsim indexes every file first)."""

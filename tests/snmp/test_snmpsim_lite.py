@@ -39,6 +39,9 @@ def _oid(text: str) -> Oid:
     return tuple(int(p) for p in text.split("."))
 
 
+SIM_ENV = {"PYPY_GC_NURSERY": "32MB"}
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Snmpsim, Snmpsim]]:
     """The full responder (tuned: its --max-var-binds honoured) and the lite one, same data."""
@@ -46,7 +49,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Snmpsim, Sn
     devices = {n: packaged_snmprec(n) for n in SNMPREC_DEVICES}
     root = tmp_path_factory.mktemp("snmpsim-pair")
     full = Snmpsim(root / "full", devices, tuned=True)
-    lite = Snmpsim(root / "lite", devices, responder=RESPONDER_LITE)
+    # An environment setting for the simulator (PyPy's GC nursery; CPython ignores it).
+    lite = Snmpsim(root / "lite", devices, responder=RESPONDER_LITE, env=SIM_ENV)
     try:
         full.launch()
         lite.launch()
@@ -205,3 +209,13 @@ def test_lite_command_has_no_v3_user_and_a_known_responder_is_required(tmp_path:
     assert [a for a in full if a.startswith("--v3-user=")]
     with pytest.raises(SimulatorError, match="responder 'fast' is not one of full, lite"):
         Snmpsim(tmp_path, {"camera": "x"}, responder="fast")
+
+
+def test_simulator_process_gets_the_extra_environment(pair: tuple[Snmpsim, Snmpsim]) -> None:
+    full, lite = pair
+    assert lite.pid is not None and full.pid is not None
+    environ = Path(f"/proc/{lite.pid}/environ").read_bytes().split(b"\0")
+    assert b"PYPY_GC_NURSERY=32MB" in environ
+    assert b"PYPY_GC_NURSERY=32MB" not in Path(f"/proc/{full.pid}/environ").read_bytes().split(
+        b"\0"
+    )
