@@ -153,6 +153,8 @@ class _Dev:
 
     status: str = STATUS_UNKNOWN
     status_since: float | None = None
+    stored_status: str | None = None  # status and status_since as read
+    stored_since: float | None = None
     enrolled: bool = False
     last_state: str | None = None  # 'boot|state|reason|ts' of the last applied state message
     exists: bool = False
@@ -167,6 +169,9 @@ class _Dev:
     stored_boot: str | None = None
     stored_last_state: str | None = None
     health: tuple[float | None, int | None] = (None, None)  # newest health of the batch: ts, id
+
+    def moved(self) -> bool:
+        return self.status != self.stored_status or self.status_since != self.stored_since
 
     def only_seen(self) -> bool:
         """Nothing but liveness and last_seen changed: a plain UPDATE is enough."""
@@ -304,6 +309,8 @@ class SqliteStore:
             out[row[0]] = _Dev(
                 status=row[1],
                 status_since=row[2],
+                stored_status=row[1],
+                stored_since=row[2],
                 enrolled=bool(row[3]),
                 last_state=row[4],
                 exists=True,
@@ -526,13 +533,20 @@ class SqliteStore:
             )
         unenrolled = tuple(d for d, dev in devs.items() if not dev.exists and dev.touched)
         touched = [(d, dev) for d, dev in devs.items() if dev.touched]
+        seen = [(d, dev) for d, dev in touched if dev.only_seen()]
+        # status is indexed: setting it, even to the same value, rewrites its index entry, so
+        # the usual report (the device stays online) leaves it out of the SET list
+        conn.executemany(
+            f"UPDATE devices SET last_seen = ?1, {_latest_set('?2', '?3')} WHERE device_id = ?4",
+            [(received, *dev.health, d) for d, dev in seen if not dev.moved()],
+        )
         conn.executemany(
             "UPDATE devices SET status = ?1, status_since = ?2, last_seen = ?3, "
             f"{_latest_set('?4', '?5')} WHERE device_id = ?6",
             [
                 (dev.status, dev.status_since, received, *dev.health, d)
-                for d, dev in touched
-                if dev.only_seen()
+                for d, dev in seen
+                if dev.moved()
             ],
         )
         conn.executemany(

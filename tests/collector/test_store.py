@@ -204,6 +204,19 @@ def test_sweep_uses_each_devices_interval(store: SqliteStore) -> None:
     assert store.sweep_liveness(NOW + 40) == []
 
 
+def test_reports_keep_status_since_and_bring_a_silent_device_back(store: SqliteStore) -> None:
+    store.apply([h(1, NOW)], NOW)
+    store.apply([h(2, NOW + 10)], NOW + 10)  # online stays online: status_since unchanged
+    d = store.device("d1")
+    assert d is not None and (d.summary.status, d.summary.status_since) == ("online", NOW)
+    assert [t.new for t in store.sweep_liveness(NOW + 60)] == ["offline"]
+    store.apply([h(3, NOW + 70)], NOW + 70)  # a report after silence: the row moves back
+    d = store.device("d1")
+    assert d is not None and (d.summary.status, d.summary.status_since) == ("online", NOW + 70)
+    assert store.devices(status="online")[0].device_id == "d1"
+    assert [t.new for t in store.transitions("d1")] == ["online", "offline", "online"]
+
+
 def test_will_of_a_known_device_is_kept_against_late_reports(store: SqliteStore) -> None:
     store.apply([h(1, NOW)], NOW)  # the device exists, online
     will = E.make("d1", "b1", 0, "state", {"state": "offline", "reason": "will"}, ts=NOW - 5)
