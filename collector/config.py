@@ -16,6 +16,7 @@ root = "dunewatch"
 [store]
 path = "dunewatch-data/dunewatch.db"
 retention_days = 7
+rollup_bucket_seconds = 300        # rollup width; hourly (3600) keeps long history 12x smaller
 rollup_retention_days = 400
 
 [ingest]
@@ -152,10 +153,17 @@ class StoreSettings:
     path: Path = field(default_factory=default_db_path)
     retention_days: float = 7.0
     rollup_retention_days: float = 400.0
+    rollup_bucket_seconds: int = 300
 
     def __post_init__(self) -> None:
         if self.retention_days <= 0 or self.rollup_retention_days <= 0:
             raise ConfigError("store retention_days and rollup_retention_days must be positive")
+        b = self.rollup_bucket_seconds
+        if isinstance(b, bool) or not isinstance(b, int) or not 60 <= b <= 86400 or 86400 % b:
+            raise ConfigError(
+                f"store rollup_bucket_seconds {b!r} must be whole seconds from 60 to 86400 "
+                "that divide a day (300, 900, 3600, ...)"
+            )
 
 
 @dataclass(frozen=True)
@@ -234,7 +242,7 @@ _SECTIONS = {
         "keepalive",
         "session_expiry",
     },
-    "store": {"path", "retention_days", "rollup_retention_days"},
+    "store": {"path", "retention_days", "rollup_retention_days", "rollup_bucket_seconds"},
     "ingest": {"workers", "batch_rows", "batch_ms", "max_payload", "max_inflight", "reader"},
     "liveness": {
         "stale_after",

@@ -39,6 +39,7 @@ class Collector:
             {
                 "retention_days": config.store.retention_days,
                 "rollup_retention_days": config.store.rollup_retention_days,
+                "rollup_bucket": config.store.rollup_bucket_seconds,
                 "liveness": config.liveness,
             },
         )

@@ -15,7 +15,7 @@ import pytest
 from agent import envelope as E
 from collector.broker.mosquitto import free_port
 from collector.config import AlertSettings, ConfigError, config_from_dict
-from collector.service import build_alert_service
+from collector.service import Collector, build_alert_service
 from tests.alerts.test_sinks import Hook
 from tests.collector.helpers import Publisher
 from tests.support.services import wait_until
@@ -104,6 +104,17 @@ def test_offline_alert_delivered_and_resolved(mosquitto: Any, tmp_path: Path) ->
         hook.close()
     # one opening and one resolution, each delivered once
     assert len(_events(hook, "opened")) == 1 and len(_events(hook, "resolved")) == 1
+
+
+def test_rollup_width_is_configurable_and_validated(tmp_path: Path) -> None:
+    doc = {"store": {"path": str(tmp_path / "c.db"), "rollup_bucket_seconds": 3600}}
+    cfg = config_from_dict(doc)
+    assert cfg.store.rollup_bucket_seconds == 3600
+    assert Collector(cfg).opener.options["rollup_bucket"] == 3600  # what the serve loop opens
+    assert config_from_dict({}).store.rollup_bucket_seconds == 300
+    for bad in (0, 59, 7 * 60 + 1, 1.5, True, 86400 * 2, "3600"):
+        with pytest.raises(ConfigError, match=f"rollup_bucket_seconds {bad!r} must be whole"):
+            config_from_dict({"store": {"rollup_bucket_seconds": bad}})
 
 
 def test_alerts_table_parsed_and_validated(tmp_path: Path) -> None:

@@ -287,3 +287,17 @@ def test_drop_event_credits_the_boot_it_names(store: SqliteStore) -> None:
     store.apply([drop, h(2, NOW + 6, boot="b2")], NOW + 6)
     st = store.ingest_stats("d1")
     assert (st.gap, st.dropped) == (0, 2)
+
+
+def test_hourly_rollups_when_configured(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "h.db", rollup_bucket=3600)
+    hour = NOW - NOW % 3600
+    # one report every 5 minutes for an hour, then the first of the next hour
+    s.apply([h(i + 1, hour + 300 * i, cpu=float(i)) for i in range(13)], hour + 3700)
+    s.rollup()
+    cpu = [r for r in s.rollups("d1", 0) if r.metric == "cpu.pct"]
+    assert [(r.bucket, r.n, r.min, r.max) for r in cpu] == [
+        (hour, 12, 0.0, 11.0),
+        (hour + 3600, 1, 12.0, 12.0),
+    ]
+    s.close()
