@@ -38,7 +38,7 @@ from collector.alerts.model import (
     severity_rank,
 )
 from collector.alerts.rules import RULES
-from collector.alerts.store import AlertStore
+from collector.alerts.store import AlertStore, refreshed
 from collector.sinks.interface import Sink, SinkError
 
 log = logging.getLogger("dunewatch.alerts")
@@ -164,6 +164,7 @@ def process(
     with store.transaction():
         active = store.active_by_key()
         seen: set[str] = set()
+        updates: list[tuple[Alert, Finding, int | None]] = []
         for f in findings:
             seen.add(f.dedupe_key)
             silenced_by = _silence_for(f.device_id, tags.get(f.device_id or "", {}), silences, now)
@@ -179,8 +180,12 @@ def process(
                 )
                 opened.append(new)
                 continue
-            fresh = store.refresh(alert, f, now, silenced_by)
+            updates.append((alert, f, silenced_by))
             up = severity_rank(f.severity) - severity_rank(alert.severity)
+            unsilenced = alert.silenced_by is not None and silenced_by is None and up <= 0
+            if not (up or f.summary != alert.summary or unsilenced):
+                continue  # the usual case: the same alert again, only refreshed
+            fresh = refreshed(alert, f, now, silenced_by)
             if up > 0:
                 store.add_event(
                     fresh,
@@ -198,8 +203,9 @@ def process(
                     {"from": alert.severity, "summary": f.summary},
                     notify=False,
                 )
-            if alert.silenced_by is not None and silenced_by is None and up <= 0:
+            if unsilenced:
                 store.add_event(fresh, EVENT_UNSILENCED, now, {"silence": alert.silenced_by})
+        store.refresh_many(updates, now)
         for key, alert in active.items():
             if key in seen or alert.rule_id not in ran or alert.device_id in snapshot.incomplete:
                 continue  # still holds, or it could not be checked this pass
@@ -212,15 +218,15 @@ def process(
                 notify=alert.silenced_by is None,
             )
             resolved.append(done)
-        still = store.alerts(active=True)
+        active_n, silenced_n = store.active_counts()
     return EvaluationResult(
         ts=now,
         findings=len(findings),
         opened=tuple(opened),
         escalated=tuple(escalated),
         resolved=tuple(resolved),
-        active=len(still),
-        silenced=sum(1 for a in still if a.silenced_by is not None),
+        active=active_n,
+        silenced=silenced_n,
         rule_errors=tuple(errors),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -163,6 +163,19 @@ def _silence(row: tuple[Any, ...]) -> Silence:
 
 def _dumps(value: Mapping[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def refreshed(alert: Alert, finding: Finding, now: float, silenced_by: int | None) -> Alert:
+    """The alert as `AlertStore.refresh` leaves it (evidence as stored: through JSON)."""
+    return replace(
+        alert,
+        severity=finding.severity,
+        summary=finding.summary,
+        evidence=json.loads(_dumps(finding.evidence)),
+        last_seen=now,
+        count=alert.count + 1,
+        silenced_by=silenced_by,
+    )
 
 
 class AlertStore:
@@ -335,27 +348,26 @@ class AlertStore:
         )
 
     def refresh(self, alert: Alert, finding: Finding, now: float, silenced_by: int | None) -> Alert:
-        self.db.execute(
+        self.refresh_many([(alert, finding, silenced_by)], now)
+        return refreshed(alert, finding, now, silenced_by)
+
+    def refresh_many(self, items: Sequence[tuple[Alert, Finding, int | None]], now: float) -> None:
+        """Bring still-holding alerts up to date in one statement: a pass refreshes most of them."""
+        self.db.conn.executemany(
             "UPDATE alerts SET severity = ?, summary = ?, evidence = ?, last_seen = ?, "
             "count = count + 1, silenced_by = ? WHERE id = ?",
-            (
-                finding.severity,
-                finding.summary,
-                _dumps(finding.evidence),
-                now,
-                silenced_by,
-                alert.id,
-            ),
+            [
+                (f.severity, f.summary, _dumps(f.evidence), now, silenced_by, alert.id)
+                for alert, f, silenced_by in items
+            ],
         )
-        return replace(
-            alert,
-            severity=finding.severity,
-            summary=finding.summary,
-            evidence=json.loads(_dumps(finding.evidence)),
-            last_seen=now,
-            count=alert.count + 1,
-            silenced_by=silenced_by,
-        )
+
+    def active_counts(self) -> tuple[int, int]:
+        """(active alerts, of which silenced), without loading them."""
+        row = self.db.execute(
+            "SELECT count(*), count(silenced_by) FROM alerts WHERE status != 'resolved'"
+        ).fetchone()
+        return int(row[0]), int(row[1])
 
     def mark_resolved(self, alert_id: int, now: float, by: str) -> Alert:
         self.db.execute(
