@@ -139,12 +139,20 @@ class VulnLookup:
         return refs
 
 
-def _components(bom: Any, vulns: VulnLookup, aging: Any) -> tuple[ComponentState, ...]:
+def _components(
+    bom: Any, vulns: VulnLookup, aging: Any, memo: dict[Any, Any]
+) -> tuple[ComponentState, ...]:
+    """Equal states are one object across devices (`memo`, one per pass): a fleet repeats the
+    same components, and at 100,000 devices the copies were a large part of a pass's memory."""
     out: list[ComponentState] = []
     for comp in bom.components:
         lc = comp.lifecycle
-        out.append(
-            ComponentState(
+        refs = vulns(comp)  # the lookup's cached tuple: its identity stands for its content
+        key = (comp.name, comp.version, comp.layer, lc.status, lc.eol, lc.cycle, lc.latest,
+               lc.versions_behind, lc.source, id(refs))  # fmt: skip
+        state = memo.get(key)
+        if state is None:
+            state = memo[key] = ComponentState(
                 name=comp.name,
                 version=comp.version,
                 layer=comp.layer,
@@ -154,9 +162,9 @@ def _components(bom: Any, vulns: VulnLookup, aging: Any) -> tuple[ComponentState
                 latest=lc.latest,
                 versions_behind=lc.versions_behind,
                 source=lc.source,
-                vulns=vulns(comp),
+                vulns=refs,
             )
-        )
+        out.append(state)
     # The device model itself, when the vendor catalogue dates it (aging puts it on layer 'device').
     if aging is not None:
         for f in (*aging.eol, *aging.approaching):
@@ -174,22 +182,21 @@ def _components(bom: Any, vulns: VulnLookup, aging: Any) -> tuple[ComponentState
     return tuple(out)
 
 
-def _grades(dune: Any) -> tuple[LayerGrade, ...]:
+def _grades(dune: Any, memo: dict[Any, Any]) -> tuple[LayerGrade, ...]:
     out = []
     for layer in dune.layers:
         d = layer.driver
         if d is None:
             continue
-        out.append(
-            LayerGrade(
-                layer=layer.layer,
-                grade=layer.grade,
-                exposure=layer.exposure,
-                driver=f"{d.name} {d.version}" if d.version else d.name,
-                supplier=d.owner or d.supplier,
-                country=d.country,
-            )
+        grade = LayerGrade(
+            layer=layer.layer,
+            grade=layer.grade,
+            exposure=layer.exposure,
+            driver=f"{d.name} {d.version}" if d.version else d.name,
+            supplier=d.owner or d.supplier,
+            country=d.country,
         )
+        out.append(memo.setdefault(grade, grade))
     return tuple(out)
 
 
@@ -240,6 +247,7 @@ def build_snapshot(
     vulns = VulnLookup(kb)
     # one pass: each distinct component (and shared component tail) scored and aged once
     caches = (ExposureCache(policy, today), AgingCache())
+    memo: dict[Any, Any] = {}  # equal component states and grades shared across devices
     store = open_store(db)
     devices: list[DeviceState] = []
     scored: list[Any] = []
@@ -253,6 +261,7 @@ def build_snapshot(
             try:
                 state, dune = _device_state(
                     store, s, kb, config, now, today, alert_store, builder, policy, vulns, caches,
+                    memo,
                 )  # fmt: skip
             except Exception as exc:  # one broken device must not hide the fleet
                 log.warning("alerts: cannot assess %s: %s", s.device_id, exc)
@@ -294,7 +303,9 @@ def _device_state(
     policy: Any,
     vulns: VulnLookup,
     caches: tuple[ExposureCache, AgingCache] | None = None,
+    memo: dict[Any, Any] | None = None,
 ) -> tuple[DeviceState, Any]:
+    memo = {} if memo is None else memo
     dev_id = s.device_id
     body = store.latest_health(dev_id)
     window = store.health_history(dev_id, now - config.saturation_window, now)
@@ -325,8 +336,8 @@ def _device_state(
                 support_status="unsupported", support_detail=u.reason, support_end=u.since
             )
         dune = score_device(bom, policy, today, cache=exposure)
-        fields["layer_grades"] = _grades(dune)
-        fields["components"] = _components(bom, vulns, aging)
+        fields["layer_grades"] = _grades(dune, memo)
+        fields["components"] = _components(bom, vulns, aging, memo)
     state = DeviceState(
         device_id=dev_id,
         status=s.status,

@@ -33,6 +33,7 @@ from collector.alerts.model import (
     Silence,
     severity_rank,
 )
+from collector.store.sqlite import stored_json
 
 SCHEMA_VERSION = 1
 
@@ -124,7 +125,7 @@ def _alert(row: tuple[Any, ...]) -> Alert:
         severity=row[4],
         status=row[5],
         summary=row[6],
-        evidence=json.loads(row[7]),
+        evidence=stored_json(row[7]),
         first_seen=row[8],
         last_seen=row[9],
         count=row[10],
@@ -296,7 +297,10 @@ class AlertStore:
         return self.alerts(active=True)
 
     def active_by_key(self) -> dict[str, Alert]:
-        return {a.dedupe_key: a for a in self.alerts(active=True)}
+        rows = self.db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status != 'resolved'"
+        ).fetchall()
+        return {r[1]: _alert(r) for r in rows}
 
     def history(self, alert_id: int) -> list[AlertEvent]:
         rows = self.db.execute(
@@ -352,14 +356,27 @@ class AlertStore:
         return refreshed(alert, finding, now, silenced_by)
 
     def refresh_many(self, items: Sequence[tuple[Alert, Finding, int | None]], now: float) -> None:
-        """Bring still-holding alerts up to date in one statement: a pass refreshes most of them."""
-        self.db.conn.executemany(
+        """Bring still-holding alerts up to date in two statements: a pass refreshes most of
+        them, and most come back unchanged (then only last_seen and count move)."""
+        changed, same = [], []
+        for alert, f, silenced_by in items:
+            if (
+                f.severity == alert.severity
+                and f.summary == alert.summary
+                and silenced_by == alert.silenced_by
+                and f.evidence == alert.evidence
+            ):
+                same.append((now, alert.id))
+            else:
+                changed.append(
+                    (f.severity, f.summary, _dumps(f.evidence), now, silenced_by, alert.id)
+                )
+        conn = self.db.conn
+        conn.executemany("UPDATE alerts SET last_seen = ?, count = count + 1 WHERE id = ?", same)
+        conn.executemany(
             "UPDATE alerts SET severity = ?, summary = ?, evidence = ?, last_seen = ?, "
             "count = count + 1, silenced_by = ? WHERE id = ?",
-            [
-                (f.severity, f.summary, _dumps(f.evidence), now, silenced_by, alert.id)
-                for alert, f, silenced_by in items
-            ],
+            changed,
         )
 
     def active_counts(self) -> tuple[int, int]:

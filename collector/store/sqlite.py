@@ -27,6 +27,7 @@ from agent.envelope import (
     KIND_STATE,
     STATE_ONLINE,
     Envelope,
+    loads,
 )
 from collector.liveness import REASON_REPORT, LivenessPolicy, on_poll, on_state
 from collector.store.interface import (
@@ -70,6 +71,12 @@ def _parse_ranges(text: str) -> list[list[int]]:
         a, b = text[2:-2].split(",")
         return [[int(a), int(b)]]
     return [list(map(int, r)) for r in json.loads(text)]
+
+
+def stored_json(text: str) -> Any:
+    """JSON text read back from the database, decoded as `json.loads` would (through orjson
+    where the envelope module knows the two agree: inventories are large)."""
+    return loads(text.encode())
 
 
 def inventory_hash(body: Mapping[str, Any]) -> str:
@@ -1014,13 +1021,13 @@ class SqliteStore:
             "ON s.hash = c.hash WHERE c.device_id = ?",
             (device_id,),
         ).fetchone()
-        return dict(json.loads(row[0])) if row else None
+        return dict(stored_json(row[0])) if row else None
 
     def latest_health(self, device_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
             "SELECT body FROM health_latest WHERE device_id = ?", (device_id,)
         ).fetchone()
-        return dict(json.loads(row[0])) if row else None
+        return dict(stored_json(row[0])) if row else None
 
     def health_history(
         self, device_id: str, since: float, until: float | None = None
@@ -1030,7 +1037,7 @@ class SqliteStore:
             "WHERE device_id = ? AND ts >= ? AND ts <= ? ORDER BY ts, seq",
             (device_id, since, until if until is not None else float("inf")),
         )
-        return [HealthPoint(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        return [HealthPoint(r[0], r[1], r[2], r[3], stored_json(r[4])) for r in rows]
 
     def rollups(self, device_id: str, since: float) -> list[Rollup]:
         rows = self.conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,21 @@ def test_writes_outside_a_transaction_are_not_lost_on_close(db_path: Path) -> No
     again = AlertStore(db_path)
     assert [a.device_id for a in again.open_alerts()] == ["cam-1"]
     again.close()
+
+
+def test_refresh_keeps_unchanged_alerts_and_stores_changed_evidence(store: AlertStore) -> None:
+    f = Finding("device.offline", "cam-1", "high", "cam-1 offline", {"for_s": 60, "tags": ["a"]})
+    a = store.open_alert(f, NOW, None)
+    other = store.open_alert(replace(f, device_id="cam-2"), NOW, None)
+    again = replace(f, evidence={"for_s": 60, "tags": ["a"]})  # equal, not the same object
+    moved = replace(f, device_id="cam-2", evidence={"for_s": 120, "tags": ("a",)})
+    store.refresh_many([(a, again, None), (other, moved, 7)], NOW + 60)
+    a2, o2 = store.get(a.id), store.get(other.id)
+    assert a2 is not None and o2 is not None
+    assert (a2.count, a2.last_seen, a2.evidence, a2.silenced_by) == (
+        2, NOW + 60, {"for_s": 60, "tags": ["a"]}, None,
+    )  # fmt: skip
+    assert (o2.count, o2.last_seen, o2.evidence, o2.silenced_by) == (
+        2, NOW + 60, {"for_s": 120, "tags": ["a"]}, 7,
+    )  # fmt: skip
+    assert store.active_counts() == (2, 1)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import envelope as E
+from collector.alerts.builder import build_snapshot
 from collector.alerts.config import AlertsConfig
 from collector.alerts.engine import evaluate
 from collector.alerts.model import FLEET_TARGET, Finding
@@ -247,3 +248,22 @@ def test_alerts_under_the_old_per_component_keys_resolve_on_the_next_pass(tmp_pa
     # the next pass neither reopens the old keys nor duplicates the new ones
     r2 = evaluate(db, FakeKb(), AlertsConfig(), NOW + 30, bom_builder=bom_builder)
     assert r2.opened == () and r2.resolved == ()
+
+
+def test_devices_with_equal_components_share_their_states(tmp_path: Path) -> None:
+    db = tmp_path / "dunewatch.db"
+    st = open_store(db)
+    for dev in ("cam-1", "cam-2"):
+        st.ensure_device(dev)
+        st.apply([inventory(dev, 1, NOW - 10)], NOW - 10)
+    st.close()
+    alert_store = AlertStore(db)
+    snap, errors = build_snapshot(
+        db, kb=FakeKb(), config=AlertsConfig(), now=NOW, alert_store=alert_store,
+        bom_builder=bom_builder,
+    )  # fmt: skip
+    a, b = sorted(snap.devices, key=lambda d: d.device_id)
+    assert errors == () and len(a.components) == 2 and a.components == b.components
+    assert all(x is y for x, y in zip(a.components, b.components, strict=True))
+    assert a.components[1].vulns[0].id == "CVE-2016-2183"
+    alert_store.close()
