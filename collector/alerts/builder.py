@@ -24,6 +24,7 @@ from collector.alerts.model import (
     FleetSnapshot,
     HealthSample,
     LayerGrade,
+    LossCounts,
     VulnRef,
 )
 from collector.alerts.store import AlertStore
@@ -252,16 +253,22 @@ def build_snapshot(
     devices: list[DeviceState] = []
     scored: list[Any] = []
     incomplete: set[str] = set()
-    counters: dict[str, tuple[int, int, int]] = {}
     simulated_all = True
     try:
         summaries = store.devices()
+        stats = store.ingest_stats_by_device()
+        counters = {}
+        for s in summaries:
+            st = stats.get(s.device_id)
+            counters[s.device_id] = (st.accepted, st.gap, st.dropped) if st else (0, 0, 0)
+        # one short write transaction for every device's loss sample, before the reads
+        losses = alert_store.loss_in_windows(now, config.telemetry_window, counters)
         for s in summaries:
             simulated_all = simulated_all and s.simulated
             try:
                 state, dune = _device_state(
                     store, s, kb, config, now, today, alert_store, builder, policy, vulns, caches,
-                    memo,
+                    memo, losses.get(s.device_id),
                 )  # fmt: skip
             except Exception as exc:  # one broken device must not hide the fleet
                 log.warning("alerts: cannot assess %s: %s", s.device_id, exc)
@@ -269,15 +276,10 @@ def build_snapshot(
                 incomplete.add(s.device_id)
                 continue
             devices.append(state)
-            stats = store.ingest_stats(s.device_id)
-            counters[s.device_id] = (stats.accepted, stats.gap, stats.dropped)
             if dune is not None:
                 scored.append(dune)
     finally:
         store.close()
-    # One short write transaction for every device's loss sample, after the reads.
-    losses = alert_store.loss_in_windows(now, config.telemetry_window, counters)
-    devices = [replace(d, loss=losses.get(d.device_id)) for d in devices]
     concentration: tuple[Concentration, ...] = ()
     if scored:
         concentration = _concentration(fleet_dune(scored, policy))
@@ -304,6 +306,7 @@ def _device_state(
     vulns: VulnLookup,
     caches: tuple[ExposureCache, AgingCache] | None = None,
     memo: dict[Any, Any] | None = None,
+    loss: LossCounts | None = None,
 ) -> tuple[DeviceState, Any]:
     memo = {} if memo is None else memo
     dev_id = s.device_id
@@ -350,6 +353,7 @@ def _device_state(
         model=s.model,
         latest_health=latest,
         health_window=tuple(health_sample(p.ts, p.body) for p in window),
+        loss=loss,
         **fields,
     )
     if "firmware_version" not in fields and s.firmware:

@@ -239,6 +239,10 @@ class Store(Protocol):
         """Per-device counters, or fleet totals when device_id is None."""
         ...
 
+    def ingest_stats_by_device(self) -> dict[str, IngestStats]:
+        """Every device's counters in one read (fleet-wide passes, instead of one per device)."""
+        ...
+
     def status_counts(self) -> dict[str, int]:
         """Number of devices per liveness status (for metrics and `collector stats`)."""
         ...

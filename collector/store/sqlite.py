@@ -1075,6 +1075,12 @@ class SqliteStore:
         vals = [int(v or 0) for v in row]
         return IngestStats(device_id, *vals)
 
+    def ingest_stats_by_device(self) -> dict[str, IngestStats]:
+        rows = self.conn.execute(
+            "SELECT device_id, accepted, rejected, duplicate, gap, dropped FROM ingest_stats"
+        )
+        return {r[0]: IngestStats(r[0], *(int(v or 0) for v in r[1:])) for r in rows}
+
     def status_counts(self) -> dict[str, int]:
         counts = {s: 0 for s in STATUSES}
         for status, n in self.conn.execute("SELECT status, count(*) FROM devices GROUP BY 1"):

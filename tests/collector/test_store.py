@@ -45,6 +45,16 @@ def test_wal_and_versioned_schema(tmp_path: Path) -> None:
     s2.close()
 
 
+def test_ingest_stats_of_every_device_in_one_read(store: SqliteStore) -> None:
+    store.apply([h(1, NOW), h(3, NOW + 1), h(3, NOW + 1), h(1, NOW, dev="d2")], NOW)
+    store.record_rejects([Reject(NOW, "dunewatch/v1/d3/health", "not_json", "x", "d3", 5)])
+    every = store.ingest_stats_by_device()
+    assert set(every) == {"d1", "d2", "d3"}
+    assert every["d1"] == store.ingest_stats("d1")
+    assert (every["d1"].accepted, every["d1"].duplicate, every["d1"].gap) == (2, 1, 1)
+    assert (every["d3"].accepted, every["d3"].rejected) == (0, 1)
+
+
 def test_out_of_order_arrivals_fill_gaps(store: SqliteStore) -> None:
     r = store.apply([h(1, NOW), h(3, NOW + 2), h(5, NOW + 4)], NOW)
     assert (r.accepted, r.gaps) == (3, 2)
