@@ -34,6 +34,8 @@ from sbom.policy import DunePolicy
 
 log = logging.getLogger("dunewatch.alerts")
 
+# Devices read from the store per query (latest health, health windows, inventories).
+CHUNK = 1000
 # (device summary from the store, stored inventory body) -> sbom.model.DeviceBom
 BomBuilder = Callable[[Any, Mapping[str, Any]], Any]
 
@@ -263,21 +265,24 @@ def build_snapshot(
             counters[s.device_id] = (st.accepted, st.gap, st.dropped) if st else (0, 0, 0)
         # one short write transaction for every device's loss sample, before the reads
         losses = alert_store.loss_in_windows(now, config.telemetry_window, counters)
-        for s in summaries:
-            simulated_all = simulated_all and s.simulated
-            try:
-                state, dune = _device_state(
-                    store, s, kb, config, now, today, alert_store, builder, policy, vulns, caches,
-                    memo, losses.get(s.device_id),
-                )  # fmt: skip
-            except Exception as exc:  # one broken device must not hide the fleet
-                log.warning("alerts: cannot assess %s: %s", s.device_id, exc)
-                errors.append(f"device {s.device_id}: {type(exc).__name__}: {exc}")
-                incomplete.add(s.device_id)
-                continue
-            devices.append(state)
-            if dune is not None:
-                scored.append(dune)
+        for lo in range(0, len(summaries), CHUNK):
+            chunk = summaries[lo : lo + CHUNK]
+            reads = _Reads(store, [s.device_id for s in chunk], now - config.saturation_window, now)
+            for s in chunk:
+                simulated_all = simulated_all and s.simulated
+                try:
+                    state, dune = _device_state(
+                        reads, s, kb, now, today, builder, policy, vulns, caches, memo,
+                        losses.get(s.device_id),
+                    )  # fmt: skip
+                except Exception as exc:  # one broken device must not hide the fleet
+                    log.warning("alerts: cannot assess %s: %s", s.device_id, exc)
+                    errors.append(f"device {s.device_id}: {type(exc).__name__}: {exc}")
+                    incomplete.add(s.device_id)
+                    continue
+                devices.append(state)
+                if dune is not None:
+                    scored.append(dune)
     finally:
         store.close()
     concentration: tuple[Concentration, ...] = ()
@@ -293,14 +298,42 @@ def build_snapshot(
     return snapshot, tuple(errors)
 
 
+class _Reads:
+    """A chunk's stored data, read with three queries instead of three per device; when the
+    chunk cannot be read at once (a malformed stored document), each device is read on its
+    own, so only the broken one fails."""
+
+    def __init__(self, store: Any, ids: list[str], since: float, until: float) -> None:
+        self.store, self.since, self.until = store, since, until
+        try:
+            self.bulk: tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]] | None = (
+                store.latest_healths(ids),
+                store.health_histories(ids, since, until),
+                store.current_inventories(ids),
+            )
+        except Exception as exc:
+            log.warning("alerts: reading %d devices at once failed (%s); one by one", len(ids), exc)
+            self.bulk = None
+
+    def device(self, dev_id: str) -> tuple[Any, list[Any], Any]:
+        """(latest health body, health window, current inventory) of one device."""
+        if self.bulk is not None:
+            latest, windows, inventories = self.bulk
+            return latest.get(dev_id), windows.get(dev_id, []), inventories.get(dev_id)
+        st = self.store
+        return (
+            st.latest_health(dev_id),
+            st.health_history(dev_id, self.since, self.until),
+            st.current_inventory(dev_id),
+        )
+
+
 def _device_state(
-    store: Any,
+    reads: _Reads,
     s: Any,
     kb: Any,
-    config: AlertsConfig,
     now: float,
     today: dt.date,
-    alert_store: AlertStore,
     builder: BomBuilder,
     policy: Any,
     vulns: VulnLookup,
@@ -310,15 +343,13 @@ def _device_state(
 ) -> tuple[DeviceState, Any]:
     memo = {} if memo is None else memo
     dev_id = s.device_id
-    body = store.latest_health(dev_id)
-    window = store.health_history(dev_id, now - config.saturation_window, now)
+    body, window, inventory = reads.device(dev_id)
     latest = None
     if body is not None:
         ts = window[-1].ts if window else (s.last_seen or now)
         latest = health_sample(ts, body)
     fields: dict[str, Any] = {}
     dune = None
-    inventory = store.current_inventory(dev_id)
     if inventory is not None:
         bom = builder(s, inventory)
         exposure, aging_cache = caches if caches is not None else (None, None)

@@ -1039,6 +1039,36 @@ class SqliteStore:
         )
         return [HealthPoint(r[0], r[1], r[2], r[3], stored_json(r[4])) for r in rows]
 
+    def current_inventories(self, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT c.device_id, s.body FROM inventory_current c JOIN inventory_snapshots s "
+            "ON s.hash = c.hash WHERE c.device_id IN (SELECT value FROM json_each(?))",
+            (_dumps(list(device_ids)),),
+        )
+        return {d: dict(stored_json(body)) for d, body in rows}
+
+    def latest_healths(self, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT device_id, body FROM health_latest "
+            "WHERE device_id IN (SELECT value FROM json_each(?))",
+            (_dumps(list(device_ids)),),
+        )
+        return {d: dict(stored_json(body)) for d, body in rows}
+
+    def health_histories(
+        self, device_ids: Sequence[str], since: float, until: float | None = None
+    ) -> dict[str, list[HealthPoint]]:
+        out: dict[str, list[HealthPoint]] = {}
+        rows = self.conn.execute(
+            "SELECT device_id, ts, boot_id, seq, body FROM health "
+            "WHERE device_id IN (SELECT value FROM json_each(?)) AND ts >= ? AND ts <= ? "
+            "ORDER BY device_id, ts, seq",
+            (_dumps(list(device_ids)), since, until if until is not None else float("inf")),
+        )
+        for d, ts, boot, seq, body in rows:
+            out.setdefault(d, []).append(HealthPoint(d, ts, boot, seq, stored_json(body)))
+        return out
+
     def rollups(self, device_id: str, since: float) -> list[Rollup]:
         rows = self.conn.execute(
             "SELECT device_id, bucket, metric, n, min, sum, max FROM rollups "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -266,4 +267,33 @@ def test_devices_with_equal_components_share_their_states(tmp_path: Path) -> Non
     assert errors == () and len(a.components) == 2 and a.components == b.components
     assert all(x is y for x, y in zip(a.components, b.components, strict=True))
     assert a.components[1].vulns[0].id == "CVE-2016-2183"
+    alert_store.close()
+
+
+def test_a_device_with_a_broken_stored_inventory_is_the_only_one_incomplete(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "dunewatch.db"
+    st = open_store(db)
+    for i, dev in enumerate(("cam-1", "cam-2", "cam-3")):
+        st.ensure_device(dev)
+        st.apply([inventory(dev, 1, NOW - 10), health(dev, 2, NOW - 5, 10.0 * i)], NOW - 5)
+    st.close()
+    # damage cam-2's stored inventory behind the store's back (a different hash, bad JSON)
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO inventory_snapshots (hash, first_seen, body) VALUES ('bad', 0, '{')")
+    conn.execute("UPDATE inventory_current SET hash = 'bad' WHERE device_id = 'cam-2'")
+    conn.commit()
+    conn.close()
+    alert_store = AlertStore(db)
+    snap, errors = build_snapshot(
+        db, kb=FakeKb(), config=AlertsConfig(), now=NOW, alert_store=alert_store,
+        bom_builder=bom_builder,
+    )  # fmt: skip
+    assert snap.incomplete == {"cam-2"} and len(errors) == 1 and "cam-2" in errors[0]
+    by_id = {d.device_id: d for d in snap.devices}
+    assert set(by_id) == {"cam-1", "cam-3"}
+    assert by_id["cam-3"].latest_health is not None and by_id["cam-3"].latest_health.cpu == 20.0
+    assert [p.cpu for p in by_id["cam-3"].health_window] == [20.0]
+    assert len(by_id["cam-1"].components) == 2
     alert_store.close()

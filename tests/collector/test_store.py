@@ -55,6 +55,23 @@ def test_ingest_stats_of_every_device_in_one_read(store: SqliteStore) -> None:
     assert (every["d3"].accepted, every["d3"].rejected) == (0, 1)
 
 
+def test_bulk_reads_equal_the_per_device_reads(store: SqliteStore) -> None:
+    pkg = {"name": "busybox", "version": "1.36", "manager": "opkg"}
+    inv = {"hash": "i" * 64, "packages": [pkg]}
+    store.apply([E.make("d1", "b1", 9, "inventory", inv, ts=NOW)], NOW)
+    store.apply([h(i, NOW + i, cpu=float(i)) for i in (1, 2, 3)], NOW + 3)
+    store.apply([h(1, NOW, dev="d2"), E.make("d3", "b", 1, "event", {"type": "x"}, ts=NOW)], NOW)
+    ids = ["d1", "d2", "d3", "nobody"]
+    assert store.current_inventories(ids) == {"d1": store.current_inventory("d1")}
+    assert store.latest_healths(ids) == {
+        d: store.latest_health(d) for d in ("d1", "d2")
+    } and store.latest_healths(ids)["d1"]["cpu"] == {"pct": 3.0}
+    windows = store.health_histories(ids, NOW + 1, NOW + 2)
+    assert windows == {"d1": store.health_history("d1", NOW + 1, NOW + 2)}
+    assert [p.seq for p in windows["d1"]] == [1, 2]
+    assert store.health_histories([], 0) == {}
+
+
 def test_out_of_order_arrivals_fill_gaps(store: SqliteStore) -> None:
     r = store.apply([h(1, NOW), h(3, NOW + 2), h(5, NOW + 4)], NOW)
     assert (r.accepted, r.gaps) == (3, 2)
