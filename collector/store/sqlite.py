@@ -1040,19 +1040,21 @@ class SqliteStore:
         return [HealthPoint(r[0], r[1], r[2], r[3], stored_json(r[4])) for r in rows]
 
     def current_inventories(self, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        rows = self.conn.execute(
+        return self._bodies(
             "SELECT c.device_id, s.body FROM inventory_current c JOIN inventory_snapshots s "
             "ON s.hash = c.hash WHERE c.device_id IN (SELECT value FROM json_each(?))",
-            (_dumps(list(device_ids)),),
+            device_ids,
         )
-        return {d: dict(stored_json(body)) for d, body in rows}
 
     def latest_healths(self, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        rows = self.conn.execute(
+        return self._bodies(
             "SELECT device_id, body FROM health_latest "
             "WHERE device_id IN (SELECT value FROM json_each(?))",
-            (_dumps(list(device_ids)),),
+            device_ids,
         )
+
+    def _bodies(self, sql: str, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = self.conn.execute(sql, (_dumps(list(device_ids)),))
         return {d: dict(stored_json(body)) for d, body in rows}
 
     def health_histories(

@@ -251,49 +251,51 @@ def test_alerts_under_the_old_per_component_keys_resolve_on_the_next_pass(tmp_pa
     assert r2.opened == () and r2.resolved == ()
 
 
+def _stored_fleet(db: Path, devices: tuple[str, ...]) -> None:
+    """Devices with the same inventory and one health report each (cpu 0, 10, 20, ...)."""
+    st = open_store(db)
+    for i, dev in enumerate(devices):
+        st.ensure_device(dev)
+        st.apply([inventory(dev, 1, NOW - 10), health(dev, 2, NOW - 5, 10.0 * i)], NOW - 5)
+    st.close()
+
+
+def _snapshot(db: Path) -> tuple[Any, tuple[str, ...]]:
+    alert_store = AlertStore(db)
+    try:
+        return build_snapshot(
+            db, kb=FakeKb(), config=AlertsConfig(), now=NOW, alert_store=alert_store,
+            bom_builder=bom_builder,
+        )  # fmt: skip
+    finally:
+        alert_store.close()
+
+
 def test_devices_with_equal_components_share_their_states(tmp_path: Path) -> None:
     db = tmp_path / "dunewatch.db"
-    st = open_store(db)
-    for dev in ("cam-1", "cam-2"):
-        st.ensure_device(dev)
-        st.apply([inventory(dev, 1, NOW - 10)], NOW - 10)
-    st.close()
-    alert_store = AlertStore(db)
-    snap, errors = build_snapshot(
-        db, kb=FakeKb(), config=AlertsConfig(), now=NOW, alert_store=alert_store,
-        bom_builder=bom_builder,
-    )  # fmt: skip
+    _stored_fleet(db, ("cam-1", "cam-2"))
+    snap, errors = _snapshot(db)
     a, b = sorted(snap.devices, key=lambda d: d.device_id)
     assert errors == () and len(a.components) == 2 and a.components == b.components
     assert all(x is y for x, y in zip(a.components, b.components, strict=True))
     assert a.components[1].vulns[0].id == "CVE-2016-2183"
-    alert_store.close()
 
 
 def test_a_device_with_a_broken_stored_inventory_is_the_only_one_incomplete(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "dunewatch.db"
-    st = open_store(db)
-    for i, dev in enumerate(("cam-1", "cam-2", "cam-3")):
-        st.ensure_device(dev)
-        st.apply([inventory(dev, 1, NOW - 10), health(dev, 2, NOW - 5, 10.0 * i)], NOW - 5)
-    st.close()
+    _stored_fleet(db, ("cam-1", "cam-2", "cam-3"))
     # damage cam-2's stored inventory behind the store's back (a different hash, bad JSON)
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO inventory_snapshots (hash, first_seen, body) VALUES ('bad', 0, '{')")
     conn.execute("UPDATE inventory_current SET hash = 'bad' WHERE device_id = 'cam-2'")
     conn.commit()
     conn.close()
-    alert_store = AlertStore(db)
-    snap, errors = build_snapshot(
-        db, kb=FakeKb(), config=AlertsConfig(), now=NOW, alert_store=alert_store,
-        bom_builder=bom_builder,
-    )  # fmt: skip
+    snap, errors = _snapshot(db)
     assert snap.incomplete == {"cam-2"} and len(errors) == 1 and "cam-2" in errors[0]
     by_id = {d.device_id: d for d in snap.devices}
     assert set(by_id) == {"cam-1", "cam-3"}
     assert by_id["cam-3"].latest_health is not None and by_id["cam-3"].latest_health.cpu == 20.0
     assert [p.cpu for p in by_id["cam-3"].health_window] == [20.0]
     assert len(by_id["cam-1"].components) == 2
-    alert_store.close()
