@@ -88,6 +88,7 @@ class Collector:
         if self.alerts is not None:
             extra["dunewatch_alert_passes"] = float(self.alerts.passes)
             extra["dunewatch_alert_failures"] = float(self.alerts.failures)
+            extra["dunewatch_alert_pass_seconds"] = self.alerts.last_seconds
         return render(self.counters, self._status_counts, extra)
 
     def tick(self, now: float) -> None:

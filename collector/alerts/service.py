@@ -45,6 +45,8 @@ class AlertService:
         self.failures = 0
         self.last_result: EvaluationResult | None = None
         self.last_error: str | None = None
+        self.last_seconds = 0.0  # how long the last pass took
+        self._overrun = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -72,7 +74,26 @@ class AlertService:
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("alert evaluation failed: %s", self.last_error)
-            self._stop.wait(max(0.0, self.every - (time.monotonic() - started)))
+            self.last_seconds = time.monotonic() - started
+            self._note_overrun()
+            self._stop.wait(max(0.0, self.every - self.last_seconds))
+
+    def _note_overrun(self) -> None:
+        """Say once, not every pass, when passes take longer than `every` (a large fleet):
+        they then run back to back and keep one core busy."""
+        over = self.last_seconds > self.every
+        if over and not self._overrun:
+            log.warning(
+                "alerts: a pass took %.1fs, longer than [alerts] every = %gs: passes now run "
+                "back to back (raise every to leave the machine idle time)",
+                self.last_seconds,
+                self.every,
+            )
+        elif self._overrun and not over:
+            log.info(
+                "alerts: passes fit in every = %gs again (%.1fs)", self.every, self.last_seconds
+            )
+        self._overrun = over
 
     def start(self) -> None:
         for sink in self.sinks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -178,3 +179,21 @@ def test_alert_service_evaluates_periodically_and_notifies(tmp_path: Path) -> No
         hook.close()
     assert [m["alert"]["device_id"] for m in hook.received] == ["cam-9"]  # deduped across passes
     assert svc.failures == 0 and svc.last_result is not None and svc.last_result.active == 1
+
+
+def test_alert_service_says_once_when_passes_overrun_every(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from collector.alerts.service import AlertService
+
+    svc = AlertService(tmp_path / "dunewatch.db", every=60)
+    caplog.set_level(logging.INFO, logger="dunewatch.alerts")
+    for seconds in (71.0, 75.0, 30.0, 65.0):
+        svc.last_seconds = seconds
+        svc._note_overrun()
+    said = [(r.levelname, r.getMessage()[:30]) for r in caplog.records]
+    assert said == [
+        ("WARNING", "alerts: a pass took 71.0s, lon"),
+        ("INFO", "alerts: passes fit in every = "),
+        ("WARNING", "alerts: a pass took 65.0s, lon"),
+    ]

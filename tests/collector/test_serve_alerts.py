@@ -95,6 +95,8 @@ def test_offline_alert_delivered_and_resolved(mosquitto: Any, tmp_path: Path) ->
         assert "dunewatch_alert_failures 0" in metrics
         passes = re.search(r"^dunewatch_alert_passes (\d+)$", metrics, re.M)
         assert passes is not None and int(passes.group(1)) >= 2, metrics
+        took = re.search(r"^dunewatch_alert_pass_seconds (\S+)$", metrics, re.M)
+        assert took is not None and 0 < float(took.group(1)) < 60, metrics
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()
     finally:
