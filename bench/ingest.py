@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,24 @@ class Broker:
         self.proc.wait(10)
 
 
+def _paced(
+    devices: range, per_device: int, rate: float, seq0: int, window: threading.BoundedSemaphore
+) -> Iterator[tuple[int, int, str]]:
+    """(seq, device index, device id) of every message to send, each when it is due at `rate`
+    (0: at once) and a slot of the in-flight `window` is free."""
+    start = time.monotonic()
+    n = 0
+    for seq in range(seq0 + 1, seq0 + per_device + 1):
+        for i in devices:
+            if rate:
+                delay = start + n / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            window.acquire()
+            yield seq, i, f"sim-{i:06d}"
+            n += 1
+
+
 def _publisher(
     port: int, devices: range, per_device: int, rate: float, seq0: int, counter: Any
 ) -> None:
@@ -144,25 +163,16 @@ def _publisher(
     c.on_publish = lambda *a: window.release()
     c.connect("127.0.0.1", port)
     c.loop_start()
-    start = time.monotonic()
     sent = 0
     infos = []
-    for seq in range(seq0 + 1, seq0 + per_device + 1):
-        for i in devices:
-            if rate:
-                due = start + sent / rate
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            window.acquire()
-            dev = f"sim-{i:06d}"
-            info = c.publish(
-                f"{ROOT}/v1/{dev}/health", envelope(dev, boot_id(i), seq, i, time.time()), qos=1
-            )
-            if info.rc != 0:
-                raise SystemExit(f"publish failed rc={info.rc}")
-            infos.append(info)
-            sent += 1
+    for seq, i, dev in _paced(devices, per_device, rate, seq0, window):
+        info = c.publish(
+            f"{ROOT}/v1/{dev}/health", envelope(dev, boot_id(i), seq, i, time.time()), qos=1
+        )
+        if info.rc != 0:
+            raise SystemExit(f"publish failed rc={info.rc}")
+        infos.append(info)
+        sent += 1
     for info in infos:
         info.wait_for_publish(120)
     with counter.get_lock():
@@ -227,21 +237,12 @@ def _lean_publisher(
 
     reader = threading.Thread(target=read_acks, daemon=True)
     reader.start()
-    start = time.monotonic()
     sent = 0
-    for seq in range(seq0 + 1, seq0 + per_device + 1):
-        for i in devices:
-            if rate:
-                due = start + sent / rate
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            window.acquire()
-            dev = f"sim-{i:06d}"
-            mid = sent % 65535 + 1
-            var = mstr(f"{ROOT}/v1/{dev}/health") + struct.pack("!H", mid)
-            sock.sendall(_mqtt_packet(0x32, var + envelope(dev, boot_id(i), seq, i, time.time())))
-            sent += 1
+    for seq, i, dev in _paced(devices, per_device, rate, seq0, window):
+        mid = sent % 65535 + 1
+        var = mstr(f"{ROOT}/v1/{dev}/health") + struct.pack("!H", mid)
+        sock.sendall(_mqtt_packet(0x32, var + envelope(dev, boot_id(i), seq, i, time.time())))
+        sent += 1
     deadline = time.monotonic() + 120
     while acked < sent and not failed and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -338,7 +339,7 @@ def _paho_parse_only(port: int, count: int, ready: Any, done: Any, create_only: 
     c.on_message = on_message
     c.on_connect = lambda cl, *a: cl.subscribe(TOPIC_FILTER, qos=1)
     c.on_subscribe = lambda *a: ready.set()
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 86400
     c.connect("127.0.0.1", port, clean_start=False, properties=props)
     t0 = time.monotonic()
