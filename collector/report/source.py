@@ -9,7 +9,6 @@ one) is listed with the reason instead of silently counting as "no exposure".
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import sqlite3
 import time
@@ -18,10 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from agent.envelope import loads
 from collector.report.build import DeviceInput, build_report
 from collector.report.interface import AlertRow, ReportData, ReportError
-from collector.store.interface import HealthPoint
 from sbom.errors import SbomError
 from sbom.policy import DunePolicy
 
@@ -37,10 +34,10 @@ class Skipped:
 class StoreSource:
     """Iterate a store's devices as report inputs; `skipped` fills as the iteration runs.
 
-    A SQLite store is read in chunks of `chunk` devices: one query for their current
-    inventories and one for their health windows per chunk, instead of two per device, with
-    memory bounded by the chunk. `batched=False` reads through the per-device store interface
-    (any `Store`); both give the same inputs.
+    The store is read in chunks of `chunk` devices: one read for their current inventories and
+    one for their health windows per chunk (the store's bulk reads), instead of two per device,
+    with memory bounded by the chunk. `batched=False` reads one device at a time; both give the
+    same inputs.
     """
 
     def __init__(
@@ -75,20 +72,17 @@ class StoreSource:
         summaries = self.store.devices()
         if self.device_id is not None:
             summaries = [s for s in summaries if s.device_id == self.device_id]
-        conn = getattr(self.store, "conn", None)
-        batched = self.batched and isinstance(conn, sqlite3.Connection)
+        batched = self.batched
         for lo in range(0, len(summaries), self.chunk):
             chunk = summaries[lo : lo + self.chunk]
             if batched:
-                assert isinstance(conn, sqlite3.Connection)
-                ids = json.dumps([s.device_id for s in chunk])
-                inventories = _inventories(conn, ids)
-                history = _health(conn, ids, since)
+                ids = [s.device_id for s in chunk]
+                inventories = self.store.current_inventories(ids)
+                history = self.store.health_histories(ids, since)
             for summary in chunk:
                 dev_id = summary.device_id
                 if batched:
-                    text = inventories.get(dev_id)
-                    inventory = dict(loads(text)) if text is not None else None
+                    inventory = inventories.get(dev_id)
                 else:
                     inventory = self.store.current_inventory(dev_id)
                 if inventory is None:
@@ -129,37 +123,8 @@ class StoreSource:
         return self.kb.asset(device_id)
 
 
-# The same rows as Store.current_inventory / Store.health_history, for a chunk of devices at once.
-_INVENTORIES_SQL = (
-    "SELECT c.device_id, CAST(s.body AS BLOB) FROM inventory_current c "
-    "JOIN inventory_snapshots s ON s.hash = c.hash "
-    "WHERE c.device_id IN (SELECT value FROM json_each(?))"
-)
-_HEALTH_SQL = (
-    "SELECT device_id, ts, boot_id, seq, CAST(body AS BLOB) FROM health "
-    "WHERE device_id IN (SELECT value FROM json_each(?)) AND ts >= ? AND ts <= ? "
-    "ORDER BY device_id, ts, seq"
-)
-
-
-def _inventories(conn: sqlite3.Connection, ids: str) -> dict[str, bytes]:
-    """Current inventory text by device id (decoded only when its device is reached)."""
-    return dict(conn.execute(_INVENTORIES_SQL, (ids,)))
-
-
-def _health(conn: sqlite3.Connection, ids: str, since: float) -> dict[str, list[HealthPoint]]:
-    out: dict[str, list[HealthPoint]] = {}
-    for dev_id, ts, boot_id, seq, body in conn.execute(_HEALTH_SQL, (ids, since, float("inf"))):
-        points = out.get(dev_id)
-        if points is None:
-            points = out[dev_id] = []
-        points.append(HealthPoint(dev_id, ts, boot_id, seq, loads(body)))
-    return out
-
-
 def open_alerts(db_path: Any) -> tuple[tuple[AlertRow, ...], str]:
     """Open and acknowledged alerts from the alert tables, when the database has them."""
-    import sqlite3
 
     try:
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
