@@ -13,7 +13,7 @@ from collector.alerts.config import AlertsConfig
 from collector.alerts.engine import dispatch, process
 from collector.alerts.interface import AlertsError
 from collector.alerts.model import Finding, FleetSnapshot, HealthSample, Notification
-from collector.alerts.store import AlertStore
+from collector.alerts.store import AlertStore, StoredEvidence
 from tests.alerts.snap import NOW, device, fleet
 
 CFG = AlertsConfig()
@@ -260,3 +260,16 @@ def test_refresh_keeps_unchanged_alerts_and_stores_changed_evidence(store: Alert
         2, NOW + 60, {"for_s": 120, "tags": ["a"]}, 7,
     )  # fmt: skip
     assert store.active_counts() == (2, 1)
+
+
+def test_active_alerts_of_a_pass_keep_their_evidence_as_stored_text(store: AlertStore) -> None:
+    ev = {"components": [{"name": "openssl", "eol": "2019-12-31"}], "n": 1}
+    f = Finding("eol.reached", "cam-1", "high", "cam-1: 1 past EOL", ev)
+    a = store.open_alert(f, NOW, None)
+    (held,) = store.active_by_key().values()
+    assert isinstance(held.evidence, StoredEvidence) and held.id == a.id
+    assert held.evidence == ev and ev == held.evidence and held.evidence != {**ev, "n": 2}
+    assert held.evidence == store.active_by_key()[a.dedupe_key].evidence
+    assert dict(held.evidence) == ev and held.to_dict()["evidence"] == ev
+    assert held.evidence["n"] == 1 and len(held.evidence) == 2 and "components" in held.evidence
+    assert store.get(a.id).evidence == ev  # type: ignore[union-attr]
