@@ -200,7 +200,7 @@ class StoredEvidence(Mapping[str, Any]):
 
 
 def refreshed(alert: Alert, finding: Finding, now: float, silenced_by: int | None) -> Alert:
-    """The alert as `AlertStore.refresh` leaves it (evidence as stored: through JSON)."""
+    """The alert as `AlertStore.refresh_many` leaves it (evidence as stored: through JSON)."""
     return replace(
         alert,
         severity=finding.severity,
@@ -385,10 +385,6 @@ class AlertStore:
             last_seen=now,
             silenced_by=silenced_by,
         )
-
-    def refresh(self, alert: Alert, finding: Finding, now: float, silenced_by: int | None) -> Alert:
-        self.refresh_many([(alert, finding, silenced_by)], now)
-        return refreshed(alert, finding, now, silenced_by)
 
     def refresh_many(self, items: Sequence[tuple[Alert, Finding, int | None]], now: float) -> None:
         """Bring still-holding alerts up to date in two statements: a pass refreshes most of
