@@ -136,7 +136,7 @@ class Collector:
     def stop(self) -> None:
         """Flush and acknowledge the current batches, then close everything."""
         if self.alerts is not None:
-            self.alerts.stop()  # finishes a running pass and its deliveries first
+            self.alerts.stop()  # cancels a running pass before it changes any alert
         for src in reversed(self.sources):
             try:
                 src.stop()

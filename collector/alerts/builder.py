@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.alerts.config import AlertsConfig
+from collector.alerts.interface import PassCancelled
 from collector.alerts.model import (
     ComponentState,
     Concentration,
@@ -231,8 +232,12 @@ def build_snapshot(
     alert_store: AlertStore,
     policy: Any = None,
     bom_builder: BomBuilder | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> tuple[FleetSnapshot, tuple[str, ...]]:
-    """Snapshot of the fleet in the collector database at `db`, plus per-device errors."""
+    """Snapshot of the fleet in the collector database at `db`, plus per-device errors.
+
+    `cancel` is asked between chunks of devices; when it says yes, PassCancelled is raised (a
+    pass over a large fleet takes a minute, shutdown should not wait for it)."""
     from collector.store import open_store
 
     errors: list[str] = []
@@ -266,6 +271,8 @@ def build_snapshot(
         # one short write transaction for every device's loss sample, before the reads
         losses = alert_store.loss_in_windows(now, config.telemetry_window, counters)
         for lo in range(0, len(summaries), CHUNK):
+            if cancel is not None and cancel():
+                raise PassCancelled(f"alert pass cancelled after {lo} of {len(summaries)} devices")
             chunk = summaries[lo : lo + CHUNK]
             reads = _Reads(store, [s.device_id for s in chunk], now - config.saturation_window, now)
             for s in chunk:

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from collector.alerts.builder import BomBuilder, build_snapshot
 from collector.alerts.config import AlertsConfig
-from collector.alerts.interface import Rule
+from collector.alerts.interface import PassCancelled, Rule
 from collector.alerts.model import (
     EVENT_ESCALATED,
     EVENT_OPENED,
@@ -309,8 +309,12 @@ def evaluate(
     snapshot: FleetSnapshot | None = None,
     policy: Any = None,
     bom_builder: BomBuilder | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> EvaluationResult:
     """One full pass over the collector database at `db`: snapshot, rules, lifecycle, sinks.
+
+    `cancel` (asked while the snapshot is built and before alerts change) ends the pass with
+    PassCancelled before any alert changed.
 
     `kb` is a firmware_db knowledge base (None: `firmware_db.open_default()`); `policy` the DDI
     policy (sbom.policy.DunePolicy; None: its defaults). Sinks must be started by the caller (the
@@ -332,7 +336,10 @@ def evaluate(
                 alert_store=store,
                 policy=policy,
                 bom_builder=bom_builder,
+                cancel=cancel,
             )
+        if cancel is not None and cancel():
+            raise PassCancelled("alert pass cancelled before alerts were updated")
         result = process(snapshot, store, config, now, rules)
         deliveries = dispatch(store, sinks, now, start_cursor=start_cursor) if sinks else ()
     finally:

@@ -16,6 +16,10 @@ class AlertsError(CollectorError):
     """Base error of the alerts axis (bad configuration, unknown alert id, bad silence...)."""
 
 
+class PassCancelled(AlertsError):
+    """An evaluation pass stopped before it changed anything (the process is shutting down)."""
+
+
 class Rule(Protocol):
     """One alert class (or a small family of them sharing inputs).
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from collector.alerts.config import AlertsConfig
 from collector.alerts.engine import EvaluationResult, evaluate
-from collector.alerts.interface import AlertsError
+from collector.alerts.interface import AlertsError, PassCancelled
 from collector.sinks.interface import Sink
 
 log = logging.getLogger("dunewatch.alerts")
@@ -51,7 +51,15 @@ class AlertService:
         self._thread: threading.Thread | None = None
 
     def run_once(self, now: float | None = None) -> EvaluationResult:
-        result = evaluate(self.db, self.kb, self.config, now, sinks=self.sinks, policy=self.policy)
+        result = evaluate(
+            self.db,
+            self.kb,
+            self.config,
+            now,
+            sinks=self.sinks,
+            policy=self.policy,
+            cancel=self._stop.is_set,
+        )
         self.passes += 1
         self.last_result = result
         for err in (*result.snapshot_errors, *(e.message for e in result.rule_errors)):
@@ -70,6 +78,9 @@ class AlertService:
             started = time.monotonic()
             try:
                 self.run_once()
+            except PassCancelled as exc:  # stop() was called during the pass
+                log.info("%s", exc)
+                return
             except Exception as exc:  # a daemon: log, count, keep going
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"

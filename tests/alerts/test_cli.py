@@ -197,3 +197,31 @@ def test_alert_service_says_once_when_passes_overrun_every(
         ("INFO", "alerts: passes fit in every = "),
         ("WARNING", "alerts: a pass took 65.0s, lon"),
     ]
+
+
+def test_stopping_the_alert_service_cancels_a_running_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import collector.alerts.service as service
+    from collector.alerts.interface import PassCancelled
+
+    started, seen = threading.Event(), threading.Event()
+
+    def long_pass(*args: Any, cancel: Any, **kwargs: Any) -> Any:
+        """Stands in for a pass over a very large fleet: it runs until asked to stop."""
+        started.set()
+        while not cancel():
+            time.sleep(0.005)
+        seen.set()
+        raise PassCancelled("alert pass cancelled after 3000 of 100000 devices")
+
+    monkeypatch.setattr(service, "evaluate", long_pass)
+    svc = service.AlertService(tmp_path / "dunewatch.db", every=60)
+    svc.start()
+    assert started.wait(30), "the pass did not start"
+    thread = svc._thread
+    svc.stop()
+    assert thread is not None and not thread.is_alive() and seen.is_set()
+    assert (svc.passes, svc.failures) == (0, 0)  # a cancelled pass is neither

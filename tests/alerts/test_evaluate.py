@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from agent import envelope as E
 from collector.alerts.builder import build_snapshot
 from collector.alerts.config import AlertsConfig
 from collector.alerts.engine import evaluate
+from collector.alerts.interface import PassCancelled
 from collector.alerts.model import FLEET_TARGET, Finding
 from collector.alerts.store import AlertStore
 from collector.store import open_store
@@ -299,3 +302,31 @@ def test_a_device_with_a_broken_stored_inventory_is_the_only_one_incomplete(
     assert by_id["cam-3"].latest_health is not None and by_id["cam-3"].latest_health.cpu == 20.0
     assert [p.cpu for p in by_id["cam-3"].health_window] == [20.0]
     assert len(by_id["cam-1"].components) == 2
+
+
+def _cancel_on_call(n: int) -> Callable[[], bool]:
+    calls = [0]
+
+    def cancel() -> bool:
+        calls[0] += 1
+        return calls[0] >= n
+
+    return cancel
+
+
+def test_a_cancelled_pass_changes_no_alert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import collector.alerts.builder as builder
+
+    db = tmp_path / "dunewatch.db"
+    _stored_fleet(db, ("cam-1", "cam-2", "cam-3"))
+    monkeypatch.setattr(builder, "CHUNK", 1)  # asked before each device, then before the update
+    kw: dict[str, Any] = {"bom_builder": bom_builder}
+    with pytest.raises(PassCancelled, match="cancelled after 2 of 3 devices"):
+        evaluate(db, FakeKb(), AlertsConfig(), NOW, cancel=_cancel_on_call(3), **kw)
+    with pytest.raises(PassCancelled, match="before alerts were updated"):
+        evaluate(db, FakeKb(), AlertsConfig(), NOW, cancel=_cancel_on_call(4), **kw)
+    alert_store = AlertStore(db)
+    assert alert_store.alerts() == [] and alert_store.max_event_id() == 0
+    alert_store.close()
+    r = evaluate(db, FakeKb(), AlertsConfig(), NOW, cancel=_cancel_on_call(5), **kw)
+    assert r.opened  # the same fleet, not cancelled: its alerts open
