@@ -258,31 +258,40 @@ class Consumer:
         waiting for a full batch would stall whenever the window is smaller than the batch. Short
         pauses in a live stream do not end tiny batches, which keeps the cost per message low.
         """
-        period = self.ingest.batch_ms / 1000.0
-        idle = min(IDLE_FLUSH_SECONDS, period)
+        idle = min(IDLE_FLUSH_SECONDS, self.ingest.batch_ms / 1000.0)
         while True:
             with self._cond:
                 self._cond.wait_for(
                     lambda: len(self._pending) >= self.ingest.batch_rows or self._stopping,
                     timeout=idle,
                 )
-                now = time.monotonic()
-                due = (
-                    self._stopping
-                    or len(self._pending) >= self.ingest.batch_rows
-                    or now - self._batch_started >= period
-                    or (now - self._last_arrival >= idle and len(self._pending) >= IDLE_MIN_ROWS)
-                    or now - self._last_arrival >= STALL_SECONDS
-                )
-                if not self._pending or not due:
-                    if not self._pending:
-                        self._batch_started = now
-                    if self._stopping:
+                batch = self._take_batch()
+                if batch is None:
+                    if self._stopping and not self._pending:
                         return
                     continue
-                batch, self._pending = self._pending, []
-                self._batch_started = now
             self._flush(batch)
+
+    def _take_batch(self, force: bool = False) -> list[tuple[int, int, int, _Item, bytes]] | None:
+        """The pending batch when it is due (call with the lock held), else None."""
+        now = time.monotonic()
+        if not self._pending:
+            self._batch_started = now
+            return None
+        idle = min(IDLE_FLUSH_SECONDS, self.ingest.batch_ms / 1000.0)
+        due = (
+            force
+            or self._stopping
+            or len(self._pending) >= self.ingest.batch_rows
+            or now - self._batch_started >= self.ingest.batch_ms / 1000.0
+            or (now - self._last_arrival >= idle and len(self._pending) >= IDLE_MIN_ROWS)
+            or now - self._last_arrival >= STALL_SECONDS
+        )
+        if not due:
+            return None
+        batch, self._pending = self._pending, []
+        self._batch_started = now
+        return batch
 
     def _flush(self, batch: list[tuple[int, int, int, _Item, bytes]]) -> None:
         envs: list[Envelope] = []
