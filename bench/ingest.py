@@ -561,6 +561,10 @@ def main() -> int:
             after_first = conn.execute(
                 "SELECT count(*) FROM health WHERE received > ?", (first,)
             ).fetchone()[0]
+            # a batch's rows share their `received` time
+            backlog_batches = conn.execute(
+                "SELECT count(DISTINCT received) FROM health"
+            ).fetchone()[0]
             conn.close()
             # sustained: rows committed after the first batch over the time since it (start-up out)
             sustained = after_first / (last - first) if last > first else total / with_startup
@@ -629,7 +633,10 @@ def main() -> int:
         )
     if rows:
         coll_msg, broker_msg = rows[-1][2], rows[-1][3]
-        print(f"collector wall time including its own start-up: {with_startup:.1f} s")
+        print(
+            f"collector wall time including its own start-up: {with_startup:.1f} s; "
+            f"{backlog_batches:.0f} batches, {total / max(backlog_batches, 1):.0f} msgs per batch"
+        )
         print(
             "CPU-bound capacity of collector + broker at these CPU costs per message: "
             f"{(os.cpu_count() or 1) / (coll_msg + broker_msg):,.0f} msgs/s"

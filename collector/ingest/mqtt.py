@@ -272,22 +272,31 @@ class Consumer:
                     continue
             self._flush(batch)
 
-    def _take_batch(self, force: bool = False) -> list[tuple[int, int, int, _Item, bytes]] | None:
+    def _due(self, now: float) -> bool:
+        """Whether the pending batch should be committed now (call with the lock held)."""
+        pending = len(self._pending)
+        if not pending:
+            return False
+        idle = min(IDLE_FLUSH_SECONDS, self.ingest.batch_ms / 1000.0)
+        quiet = now - self._last_arrival
+        return (
+            self._stopping
+            or pending >= self.ingest.batch_rows
+            or now - self._batch_started >= self.ingest.batch_ms / 1000.0
+            or (quiet >= idle and pending >= IDLE_MIN_ROWS)
+            or quiet >= STALL_SECONDS
+        )
+
+    def _take_batch(
+        self, force: bool = False, now: float | None = None
+    ) -> list[tuple[int, int, int, _Item, bytes]] | None:
         """The pending batch when it is due (call with the lock held), else None."""
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         if not self._pending:
             self._batch_started = now
             return None
-        idle = min(IDLE_FLUSH_SECONDS, self.ingest.batch_ms / 1000.0)
-        due = (
-            force
-            or self._stopping
-            or len(self._pending) >= self.ingest.batch_rows
-            or now - self._batch_started >= self.ingest.batch_ms / 1000.0
-            or (now - self._last_arrival >= idle and len(self._pending) >= IDLE_MIN_ROWS)
-            or now - self._last_arrival >= STALL_SECONDS
-        )
-        if not due:
+        if not (force or self._due(now)):
             return None
         batch, self._pending = self._pending, []
         self._batch_started = now
