@@ -16,8 +16,10 @@ root = "dunewatch"
 [store]
 path = "dunewatch-data/dunewatch.db"
 retention_days = 7
-rollup_bucket_seconds = 300        # rollup width; hourly (3600) keeps long history 12x smaller
-rollup_retention_days = 400
+rollup_bucket_seconds = 300        # fine rollup width (min/avg/max per bucket)
+rollup_retention_days = 30
+coarse_rollup_bucket_seconds = 3600  # coarse rollups for the long history (a multiple of the fine)
+coarse_rollup_retention_days = 400
 
 [ingest]
 workers = 1                        # > 1: worker processes on a shared subscription
@@ -152,17 +154,37 @@ class IngestSettings:
 class StoreSettings:
     path: Path = field(default_factory=default_db_path)
     retention_days: float = 7.0
-    rollup_retention_days: float = 400.0
+    rollup_retention_days: float = 30.0
     rollup_bucket_seconds: int = 300
+    # None: hourly, or the fine width when that is coarser
+    coarse_rollup_bucket_seconds: int | None = None
+    coarse_rollup_retention_days: float = 400.0
 
     def __post_init__(self) -> None:
-        if self.retention_days <= 0 or self.rollup_retention_days <= 0:
-            raise ConfigError("store retention_days and rollup_retention_days must be positive")
-        b = self.rollup_bucket_seconds
-        if isinstance(b, bool) or not isinstance(b, int) or not 60 <= b <= 86400 or 86400 % b:
+        periods = (
+            ("retention_days", self.retention_days),
+            ("rollup_retention_days", self.rollup_retention_days),
+            ("coarse_rollup_retention_days", self.coarse_rollup_retention_days),
+        )
+        for name, days in periods:
+            if isinstance(days, bool) or not isinstance(days, (int, float)) or not days > 0:
+                raise ConfigError(f"store {name} {days!r} must be a positive number of days")
+        if self.coarse_rollup_bucket_seconds is None:
+            fine = self.rollup_bucket_seconds
+            coarse = max(3600, fine) if isinstance(fine, int) and not isinstance(fine, bool) else 0
+            object.__setattr__(self, "coarse_rollup_bucket_seconds", coarse)
+        for name in ("rollup_bucket_seconds", "coarse_rollup_bucket_seconds"):
+            b = getattr(self, name)
+            if isinstance(b, bool) or not isinstance(b, int) or not 60 <= b <= 86400 or 86400 % b:
+                raise ConfigError(
+                    f"store {name} {b!r} must be whole seconds from 60 to 86400 "
+                    "that divide a day (300, 900, 3600, ...)"
+                )
+        assert self.coarse_rollup_bucket_seconds is not None
+        if self.coarse_rollup_bucket_seconds % self.rollup_bucket_seconds:
             raise ConfigError(
-                f"store rollup_bucket_seconds {b!r} must be whole seconds from 60 to 86400 "
-                "that divide a day (300, 900, 3600, ...)"
+                f"store coarse_rollup_bucket_seconds {self.coarse_rollup_bucket_seconds} must be "
+                f"a multiple of rollup_bucket_seconds {self.rollup_bucket_seconds}"
             )
 
 
@@ -242,7 +264,14 @@ _SECTIONS = {
         "keepalive",
         "session_expiry",
     },
-    "store": {"path", "retention_days", "rollup_retention_days", "rollup_bucket_seconds"},
+    "store": {
+        "path",
+        "retention_days",
+        "rollup_retention_days",
+        "rollup_bucket_seconds",
+        "coarse_rollup_bucket_seconds",
+        "coarse_rollup_retention_days",
+    },
     "ingest": {"workers", "batch_rows", "batch_ms", "max_payload", "max_inflight", "reader"},
     "liveness": {
         "stale_after",

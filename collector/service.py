@@ -40,6 +40,8 @@ class Collector:
                 "retention_days": config.store.retention_days,
                 "rollup_retention_days": config.store.rollup_retention_days,
                 "rollup_bucket": config.store.rollup_bucket_seconds,
+                "coarse_bucket": config.store.coarse_rollup_bucket_seconds,
+                "coarse_retention_days": config.store.coarse_rollup_retention_days,
                 "liveness": config.liveness,
             },
         )

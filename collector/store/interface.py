@@ -145,7 +145,8 @@ class HealthPoint:
 
 @dataclass(frozen=True)
 class Rollup:
-    """Downsampled health metric over one bucket (default 5 minutes), kept much longer than raw."""
+    """Downsampled health metric over one bucket (5 minutes and 1 hour by default), kept much
+    longer than raw health."""
 
     device_id: str
     bucket: float  # bucket start, unix seconds
@@ -220,7 +221,9 @@ class Store(Protocol):
         self, device_id: str, since: float, until: float | None = None
     ) -> list[HealthPoint]: ...
 
-    def rollups(self, device_id: str, since: float) -> list[Rollup]: ...
+    def rollups(self, device_id: str, since: float, coarse: bool = False) -> list[Rollup]:
+        """One tier of rollups: the fine one (kept weeks), or with `coarse` the long one."""
+        ...
 
     def transitions(
         self, device_id: str | None = None, since: float | None = None

@@ -169,4 +169,28 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
             FROM devices d JOIN health h ON h.id = d.health_id
         """,
     ),
+    (
+        3,
+        # A second, coarser rollup tier (hourly by default) kept for the long history, so the
+        # 5-minute tier can be kept for weeks instead of a year (docs/collector.md, Disk sizing).
+        # Existing rollups are folded into it, so no history is lost when the finer tier's
+        # shorter retention applies.
+        """
+        CREATE TABLE rollups_coarse (
+            device_id TEXT NOT NULL,
+            bucket REAL NOT NULL,
+            metric TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            min REAL NOT NULL,
+            max REAL NOT NULL,
+            sum REAL NOT NULL,
+            PRIMARY KEY (device_id, bucket, metric)
+        ) WITHOUT ROWID;
+        CREATE INDEX idx_rollups_coarse_bucket ON rollups_coarse (bucket);
+        INSERT INTO rollups_coarse (device_id, bucket, metric, n, min, max, sum)
+            SELECT device_id, CAST(bucket / 3600 AS INTEGER) * 3600, metric,
+                   sum(n), min(min), max(max), sum(sum)
+            FROM rollups GROUP BY 1, 2, 3
+        """,
+    ),
 )

@@ -203,22 +203,28 @@ class SqliteStore:
         *,
         retention_days: float = 7.0,
         rollup_bucket: float = 300.0,
-        rollup_retention_days: float = 400.0,
+        rollup_retention_days: float = 30.0,
+        coarse_bucket: float = 3600.0,
+        coarse_retention_days: float = 400.0,
         rejects_keep: int = 1000,
         busy_timeout: float = 10.0,
         liveness: LivenessPolicy | None = None,
         autocheckpoint: bool = True,
     ) -> None:
-        if retention_days <= 0 or rollup_retention_days <= 0:
+        if retention_days <= 0 or rollup_retention_days <= 0 or coarse_retention_days <= 0:
             raise StoreError("store: retention periods must be positive")
-        if rollup_bucket <= 0:
-            raise StoreError("store: rollup_bucket must be positive seconds")
+        if rollup_bucket <= 0 or coarse_bucket <= 0:
+            raise StoreError("store: rollup buckets must be positive seconds")
+        if coarse_bucket % rollup_bucket:
+            raise StoreError("store: coarse_bucket must be a multiple of rollup_bucket")
         if rejects_keep < 1:
             raise StoreError("store: rejects_keep must be at least 1")
         self.path = Path(path)
         self.retention = retention_days * DAY
         self.rollup_bucket = float(rollup_bucket)
         self.rollup_retention = rollup_retention_days * DAY
+        self.coarse_bucket = float(coarse_bucket)
+        self.coarse_retention = coarse_retention_days * DAY
         self.rejects_keep = rejects_keep
         self.liveness = liveness or LivenessPolicy()
         if str(path) != ":memory:":
@@ -859,48 +865,93 @@ class SqliteStore:
     # -- maintenance ------------------------------------------------------------------------
 
     def rollup(self) -> int:
-        """Fold raw health rows not yet rolled up into bucketed min/avg/max; return rows read."""
-        with self._write() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'rolled_id'").fetchone()
-            lo = int(row[0]) if row else 0
-            hi = int(conn.execute("SELECT coalesce(max(id), 0) FROM health").fetchone()[0])
-            if hi <= lo:
-                return 0
-            b = self.rollup_bucket
-            src = "FROM health h WHERE h.id > :lo AND h.id <= :hi"
-            bucket = "CAST(h.ts / :b AS INTEGER) * :b"
-            parts = [
-                f"SELECT h.device_id AS d, {bucket} AS bk, '{name}' AS m, "
-                f"json_extract(h.body, '{path}') AS v {src}"
-                for name, path in _ROLLUP_SCALARS
-            ]
-            parts.append(
-                f"SELECT h.device_id, {bucket}, 'disk.' || j.key || '.pct', "
-                f"json_extract(j.value, '$.pct') FROM health h, json_each(h.body, '$.disk') j "
-                "WHERE h.id > :lo AND h.id <= :hi AND json_type(h.body, '$.disk') = 'object' "
-                "AND j.type = 'object'"
-            )
-            parts.append(
-                f"SELECT h.device_id, {bucket}, 'temp.' || j.key, j.value "
-                "FROM health h, json_each(h.body, '$.temp') j "
-                "WHERE h.id > :lo AND h.id <= :hi AND json_type(h.body, '$.temp') = 'object'"
+        """Fold raw health rows not yet rolled up into both rollup tiers (min/avg/max per
+        bucket); return the number of raw rows read.
+
+        Each stored message is parsed three times (the scalar metrics in one multi-path
+        json_extract, then the disk and temperature sections), where reading the `body` column
+        once per metric parsed it about twenty times; the coarse tier is folded from the fine
+        tier's groups. Chunks of ROLLUP_CHUNK reports keep each write transaction short."""
+        total = 0
+        scalars = ", ".join(f"'$.body.{path}'" for _, path in _ROLLUP_SCALARS)
+        name_of = " ".join(f"WHEN {i} THEN '{name}'" for i, (name, _) in enumerate(_ROLLUP_SCALARS))
+        fine, coarse = self.rollup_bucket, self.coarse_bucket
+        conn = self.conn
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS rollup_values (d TEXT, ts REAL, m TEXT, v)")
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS rollup_groups "
+            "(d TEXT, bucket REAL, m TEXT, n INTEGER, mn, mx, sm)"
+        )
+        while True:
+            lo = self._rolled_id()
+            n, hi = conn.execute(
+                "SELECT count(*), max(id) FROM "
+                "(SELECT id FROM health WHERE id > ? ORDER BY id LIMIT ?)",
+                (lo, ROLLUP_CHUNK),
+            ).fetchone()
+            if not n:
+                return total
+            # read phase: the connection's own temporary tables, no write lock on the database
+            conn.execute("DELETE FROM temp.rollup_values")
+            conn.execute("DELETE FROM temp.rollup_groups")
+            rng = {"lo": lo, "hi": hi}
+            conn.execute(
+                "INSERT INTO temp.rollup_values "
+                f"SELECT h.device_id, h.ts, CASE j.key {name_of} END, j.value "
+                f"FROM health h, json_each(json_extract(h.msg, {scalars})) j "
+                "WHERE h.id > :lo AND h.id <= :hi AND j.type IN ('integer', 'real')",
+                rng,
             )
             conn.execute(
-                "INSERT INTO rollups (device_id, bucket, metric, n, min, max, sum) "
-                "SELECT d, bk, m, count(v), min(v), max(v), sum(v) FROM ("
-                + " UNION ALL ".join(parts)
-                + ") WHERE typeof(v) IN ('integer', 'real') GROUP BY d, bk, m "
-                "ON CONFLICT (device_id, bucket, metric) DO UPDATE SET n = n + excluded.n, "
-                "min = min(rollups.min, excluded.min), max = max(rollups.max, excluded.max), "
-                "sum = rollups.sum + excluded.sum",
-                {"lo": lo, "hi": hi, "b": b},
+                "INSERT INTO temp.rollup_values "
+                "SELECT h.device_id, h.ts, 'disk.' || j.key || '.pct', "
+                "json_extract(j.value, '$.pct') "
+                "FROM health h, json_each(h.msg, '$.body.disk') j "
+                "WHERE h.id > :lo AND h.id <= :hi AND j.type = 'object'",
+                rng,
             )
             conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('rolled_id', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(hi),),
+                "INSERT INTO temp.rollup_values "
+                "SELECT h.device_id, h.ts, 'temp.' || j.key, j.value "
+                "FROM health h, json_each(h.msg, '$.body.temp') j "
+                "WHERE h.id > :lo AND h.id <= :hi AND j.type IN ('integer', 'real')",
+                rng,
             )
-            return hi - lo
+            conn.execute(
+                "INSERT INTO temp.rollup_groups SELECT d, CAST(ts / :b AS INTEGER) * :b, m, "
+                "count(v), min(v), max(v), sum(v) FROM temp.rollup_values "
+                "WHERE typeof(v) IN ('integer', 'real') GROUP BY 1, 2, 3",
+                {"b": fine},
+            )
+            # write phase: merge the groups and move the watermark in one transaction
+            with self._write():
+                if self._rolled_id() != lo:  # another process rolled these up meanwhile
+                    continue
+                groups = "SELECT d, bucket, m, n, mn, mx, sm FROM temp.rollup_groups WHERE true"
+                for table, source in (
+                    ("rollups", groups),
+                    (
+                        "rollups_coarse",
+                        "SELECT d, CAST(bucket / :b AS INTEGER) * :b, m, sum(n), min(mn), "
+                        "max(mx), sum(sm) FROM temp.rollup_groups GROUP BY 1, 2, 3",
+                    ),
+                ):
+                    conn.execute(
+                        f"INSERT INTO {table} (device_id, bucket, metric, n, min, max, sum) "
+                        f"{source} "
+                        "ON CONFLICT (device_id, bucket, metric) DO UPDATE SET "
+                        f"n = n + excluded.n, min = min({table}.min, excluded.min), "
+                        f"max = max({table}.max, excluded.max), sum = {table}.sum + excluded.sum",
+                        {"b": coarse},
+                    )
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('rolled_id', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(hi),),
+                )
+            conn.execute("DELETE FROM temp.rollup_values")
+            conn.execute("DELETE FROM temp.rollup_groups")
+            total += int(n)
 
     def prune(self, now: float) -> int:
         """Roll up, then drop raw health past retention and rollups past theirs."""
@@ -914,6 +965,9 @@ class SqliteStore:
             )
             removed = cur.rowcount
             conn.execute("DELETE FROM rollups WHERE bucket < ?", (now - self.rollup_retention,))
+            conn.execute(
+                "DELETE FROM rollups_coarse WHERE bucket < ?", (now - self.coarse_retention,)
+            )
             conn.execute("DELETE FROM events WHERE ts < ?", (now - self.retention,))
             conn.execute("DELETE FROM streams WHERE last_received < ?", (now - self.retention,))
         return int(removed)
@@ -1071,9 +1125,10 @@ class SqliteStore:
             out.setdefault(d, []).append(HealthPoint(d, ts, boot, seq, stored_json(body)))
         return out
 
-    def rollups(self, device_id: str, since: float) -> list[Rollup]:
+    def rollups(self, device_id: str, since: float, coarse: bool = False) -> list[Rollup]:
+        table = "rollups_coarse" if coarse else "rollups"
         rows = self.conn.execute(
-            "SELECT device_id, bucket, metric, n, min, sum, max FROM rollups "
+            f"SELECT device_id, bucket, metric, n, min, sum, max FROM {table} "
             "WHERE device_id = ? AND bucket >= ? ORDER BY bucket, metric",
             (device_id, since),
         )
@@ -1140,13 +1195,18 @@ def _drop_boot(env: Envelope) -> str:
     return boot if isinstance(boot, str) and boot else env.boot_id
 
 
+# Raw health reports per rollup step: read and grouped without the write lock, then merged in
+# one write transaction (ingest waits for that part). Larger steps fold more reports of a
+# device into one row; smaller ones hold the lock for less time.
+ROLLUP_CHUNK = 50_000
+# Rolled-up scalar metrics: name, JSON path inside the health body.
 _ROLLUP_SCALARS: tuple[tuple[str, str], ...] = (
-    ("cpu.pct", "$.cpu.pct"),
-    ("cpu.load1", "$.cpu.load1"),
-    ("mem.pct", "$.mem.pct"),
-    ("mem.swap_pct", "$.mem.swap_pct"),
-    ("procs", "$.procs"),
-    ("agent.rss", "$.agent.rss"),
+    ("cpu.pct", "cpu.pct"),
+    ("cpu.load1", "cpu.load1"),
+    ("mem.pct", "mem.pct"),
+    ("mem.swap_pct", "mem.swap_pct"),
+    ("procs", "procs"),
+    ("agent.rss", "agent.rss"),
 )
 
 

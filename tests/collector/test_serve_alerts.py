@@ -119,6 +119,37 @@ def test_rollup_width_is_configurable_and_validated(tmp_path: Path) -> None:
             config_from_dict({"store": {"rollup_bucket_seconds": bad}})
 
 
+def test_coarse_rollup_tier_is_configurable_and_validated(tmp_path: Path) -> None:
+    store = config_from_dict({}).store
+    assert (store.rollup_bucket_seconds, store.rollup_retention_days) == (300, 30)
+    assert (store.coarse_rollup_bucket_seconds, store.coarse_rollup_retention_days) == (3600, 400)
+    # a fine tier coarser than an hour takes the coarse tier's default along
+    assert (
+        config_from_dict(
+            {"store": {"rollup_bucket_seconds": 7200}}
+        ).store.coarse_rollup_bucket_seconds
+        == 7200
+    )
+    doc = {
+        "store": {
+            "path": str(tmp_path / "c.db"),
+            "coarse_rollup_bucket_seconds": 86400,
+            "coarse_rollup_retention_days": 3650,
+        }
+    }
+    opts = Collector(config_from_dict(doc)).opener.options
+    assert (opts["coarse_bucket"], opts["coarse_retention_days"]) == (86400, 3650)
+    with pytest.raises(ConfigError, match="coarse_rollup_bucket_seconds 900 must be a multiple"):
+        config_from_dict(
+            {"store": {"rollup_bucket_seconds": 600, "coarse_rollup_bucket_seconds": 900}}
+        )
+    with pytest.raises(ConfigError, match="coarse_rollup_bucket_seconds 61 must be whole"):
+        config_from_dict({"store": {"coarse_rollup_bucket_seconds": 61}})
+    for bad in (0, -1, "30", True):
+        with pytest.raises(ConfigError, match=f"coarse_rollup_retention_days {bad!r} must be"):
+            config_from_dict({"store": {"coarse_rollup_retention_days": bad}})
+
+
 def test_alerts_table_parsed_and_validated(tmp_path: Path) -> None:
     (tmp_path / "sinks.toml").write_text('[[sink]]\ntype = "log"\n')
     (tmp_path / "alerts.toml").write_text("[offline]\nseverity = 'critical'\n")

@@ -38,7 +38,7 @@ def test_wal_and_versioned_schema(tmp_path: Path) -> None:
     s.close()
     conn = sqlite3.connect(tmp_path / "a.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()
     s2 = SqliteStore(tmp_path / "a.db")  # reopening migrates nothing and keeps the data
     assert s2.ingest_stats("d1").accepted == 1
@@ -278,7 +278,7 @@ def test_version_1_database_is_migrated_with_its_latest_health(tmp_path: Path) -
     )
     conn.close()
     s = SqliteStore(db)
-    assert s.schema_version() == 2
+    assert s.schema_version() == 3
     assert s.latest_health("d1") == h(7, NOW).body
     assert s.latest_health("d2") == h(3, 0, dev="d2").body  # kept though history had lost it
     assert [p.seq for p in s.health_history("d1", 0)] == [7]  # not duplicated
@@ -328,3 +328,93 @@ def test_hourly_rollups_when_configured(tmp_path: Path) -> None:
         (hour + 3600, 1, 12.0, 12.0),
     ]
     s.close()
+
+
+def test_both_rollup_tiers_hold_the_same_numbers(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "t.db")  # 5-minute and hourly tiers by default
+    hour = NOW - NOW % 3600
+    # one report every 5 minutes for an hour, then the first of the next hour
+    s.apply([h(i + 1, hour + 300 * i, cpu=float(i)) for i in range(13)], hour + 3700)
+    assert s.rollup() == 13
+    fine = [r for r in s.rollups("d1", 0) if r.metric == "cpu.pct"]
+    coarse = [r for r in s.rollups("d1", 0, coarse=True) if r.metric == "cpu.pct"]
+    assert [(r.bucket, r.n) for r in fine] == [(hour + 300 * i, 1) for i in range(13)]
+    assert [(r.bucket, r.n, r.min, r.avg, r.max) for r in coarse] == [
+        (hour, 12, 0.0, 5.5, 11.0),
+        (hour + 3600, 1, 12.0, 12.0, 12.0),
+    ]
+    # a late report merges into both tiers once
+    s.apply([h(14, hour + 10, cpu=100.0)], hour + 3800)
+    assert s.rollup() == 1 and s.rollup() == 0
+    by_metric = {r.metric: r for r in s.rollups("d1", hour, coarse=True) if r.bucket == hour}
+    assert (by_metric["cpu.pct"].n, by_metric["cpu.pct"].max) == (13, 100.0)
+    assert by_metric["disk./.pct"].max == 200.0
+    assert by_metric["temp.soc"].avg == 40.0
+    s.close()
+
+
+def test_each_rollup_tier_has_its_own_retention(tmp_path: Path) -> None:
+    s = SqliteStore(
+        tmp_path / "r.db", rollup_retention_days=30, coarse_retention_days=400, retention_days=7
+    )
+    ages = (10, 100, 500)  # days
+    s.apply([h(i + 1, NOW - d * 86400) for i, d in enumerate(ages)], NOW)
+    s.rollup()
+    s.prune(NOW)
+
+    def days(coarse: bool) -> set[int]:
+        return {round((NOW - r.bucket) / 86400) for r in s.rollups("d1", 0, coarse=coarse)}
+
+    assert days(coarse=False) == {10}  # the 5-minute tier: 30 days
+    assert days(coarse=True) == {10, 100}  # the hourly tier: 400 days
+    s.close()
+
+
+def test_version_2_rollups_are_folded_into_the_coarse_tier(tmp_path: Path) -> None:
+    from collector.store.migrations import MIGRATIONS
+
+    db = tmp_path / "v2.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    for _, script in MIGRATIONS[:2]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version=2")
+    hour = NOW - NOW % 3600
+    conn.executemany(
+        "INSERT INTO rollups (device_id, bucket, metric, n, min, max, sum) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            ("d1", hour, "cpu.pct", 2, 1.0, 3.0, 4.0),
+            ("d1", hour + 300, "cpu.pct", 1, 9.0, 9.0, 9.0),
+            ("d1", hour + 3600, "cpu.pct", 1, 5.0, 5.0, 5.0),
+        ],
+    )
+    conn.close()
+    s = SqliteStore(db)
+    assert s.schema_version() == 3
+    coarse = [(r.bucket, r.n, r.min, r.avg, r.max) for r in s.rollups("d1", 0, coarse=True)]
+    assert coarse == [(hour, 3, 1.0, 13.0 / 3, 9.0), (hour + 3600, 1, 5.0, 5.0, 5.0)]
+    assert len(s.rollups("d1", 0)) == 3  # the fine tier is left as it was
+    s.close()
+
+
+def test_rollup_in_chunks_equals_rollup_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collector.store.sqlite as sqlite_store
+
+    envs = [h(i + 1, NOW + 97 * i, cpu=float(i % 7), dev=f"d{i % 3}") for i in range(40)]
+    stores = []
+    for chunk in (sqlite_store.ROLLUP_CHUNK, 3):
+        monkeypatch.setattr(sqlite_store, "ROLLUP_CHUNK", chunk)
+        s = SqliteStore(tmp_path / f"c{chunk}.db")
+        for e in envs:  # one transaction per report: ids 1..40
+            s.apply([e], NOW)
+        assert s.rollup() == 40 and s.rollup() == 0
+        stores.append(s)
+    for coarse in (False, True):
+        whole, chunked = (
+            [s.rollups(d, 0, coarse=coarse) for d in ("d0", "d1", "d2")] for s in stores
+        )
+        assert whole == chunked and all(whole)
+    for s in stores:
+        s.close()

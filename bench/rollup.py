@@ -1,0 +1,107 @@
+"""Rollup pass: CPU per raw health report folded into both rollup tiers, beside a peer.
+
+The peer is the single-statement form the store used before: one UNION of json_extract calls
+on the `body` column per metric, grouped and merged into a 5-minute tier, in one transaction.
+Both run on copies of the same database of simulated health reports (bench/ingest.py's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
+
+from ingest import boot_id, envelope  # noqa: E402  (bench/ingest.py)
+
+from agent.envelope import parse  # noqa: E402
+from collector.store.sqlite import SqliteStore  # noqa: E402
+
+PEER_SCALARS = (
+    ("cpu.pct", "$.cpu.pct"),
+    ("cpu.load1", "$.cpu.load1"),
+    ("mem.pct", "$.mem.pct"),
+    ("mem.swap_pct", "$.mem.swap_pct"),
+    ("procs", "$.procs"),
+    ("agent.rss", "$.agent.rss"),
+)
+
+
+def peer_rollup(store: SqliteStore, bucket: float) -> None:
+    src = "FROM health h WHERE h.id > 0"
+    b = "CAST(h.ts / :b AS INTEGER) * :b"
+    parts = [
+        f"SELECT h.device_id AS d, {b} AS bk, '{n}' AS m, json_extract(h.body, '{p}') AS v {src}"
+        for n, p in PEER_SCALARS
+    ]
+    parts.append(
+        f"SELECT h.device_id, {b}, 'disk.' || j.key || '.pct', json_extract(j.value, '$.pct') "
+        "FROM health h, json_each(h.body, '$.disk') j WHERE json_type(h.body, '$.disk') = "
+        "'object' AND j.type = 'object'"
+    )
+    parts.append(
+        f"SELECT h.device_id, {b}, 'temp.' || j.key, j.value FROM health h, "
+        "json_each(h.body, '$.temp') j WHERE json_type(h.body, '$.temp') = 'object'"
+    )
+    conn = store.conn
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        "INSERT INTO rollups (device_id, bucket, metric, n, min, max, sum) "
+        "SELECT d, bk, m, count(v), min(v), max(v), sum(v) FROM ("
+        + " UNION ALL ".join(parts)
+        + ") "
+        "WHERE typeof(v) IN ('integer', 'real') GROUP BY d, bk, m "
+        "ON CONFLICT (device_id, bucket, metric) DO UPDATE SET n = n + excluded.n",
+        {"b": bucket},
+    )
+    conn.execute("COMMIT")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, default=10000, help="simulated devices")
+    ap.add_argument("--per-device", type=int, default=20, help="reports per device (30 s apart)")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-rollup-"))
+    try:
+        src = work / "src.db"
+        store = SqliteStore(src)
+        for seq in range(1, args.per_device + 1):
+            raws = [
+                envelope(f"sim-{i:06d}", boot_id(i), seq, i, 1.7e9 + 30 * seq)
+                for i in range(args.devices)
+            ]
+            store.apply([parse(r) for r in raws], time.time(), raws)
+        store.close()
+        total = args.devices * args.per_device
+        print(
+            f"{total} simulated health reports from {args.devices} simulated devices "
+            f"({args.per_device} each, 30 s apart)\n"
+        )
+        print(f"{'rollup pass':58} {'CPU s':>7} {'us/report':>10}")
+        for name, run in (
+            ("peer: one statement, json_extract per metric, 1 tier", "peer"),
+            ("dunewatch: 3 parses per report, 2 tiers, 50k-row steps", "ours"),
+        ):
+            db = work / f"{run}.db"
+            shutil.copy(src, db)
+            s = SqliteStore(db)
+            t0 = time.process_time()
+            if run == "peer":
+                peer_rollup(s, 300.0)
+            else:
+                assert s.rollup() == total
+            cpu = time.process_time() - t0
+            s.close()
+            print(f"{name:58} {cpu:>7.2f} {cpu / total * 1e6:>10.1f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
