@@ -8,11 +8,14 @@ Both run on copies of the same database of simulated health reports (bench/inges
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
@@ -20,6 +23,18 @@ from ingest import boot_id, envelope  # noqa: E402  (bench/ingest.py)
 
 from agent.envelope import parse  # noqa: E402
 from collector.store.sqlite import SqliteStore  # noqa: E402
+
+HOLDS: list[float] = []  # how long each write transaction held the database's write lock
+_write = SqliteStore._write
+
+
+@contextlib.contextmanager
+def _timed_write(self: SqliteStore) -> Iterator[Any]:
+    t0 = time.monotonic()
+    with _write(self) as conn:
+        yield conn
+    HOLDS.append(time.monotonic() - t0)
+
 
 PEER_SCALARS = (
     ("cpu.pct", "$.cpu.pct"),
@@ -48,6 +63,7 @@ def peer_rollup(store: SqliteStore, bucket: float) -> None:
         "json_each(h.body, '$.temp') j WHERE json_type(h.body, '$.temp') = 'object'"
     )
     conn = store.conn
+    t0 = time.monotonic()
     conn.execute("BEGIN IMMEDIATE")
     conn.execute(
         "INSERT INTO rollups (device_id, bucket, metric, n, min, max, sum) "
@@ -59,6 +75,7 @@ def peer_rollup(store: SqliteStore, bucket: float) -> None:
         {"b": bucket},
     )
     conn.execute("COMMIT")
+    HOLDS.append(time.monotonic() - t0)
 
 
 def main() -> int:
@@ -82,7 +99,7 @@ def main() -> int:
             f"{total} simulated health reports from {args.devices} simulated devices "
             f"({args.per_device} each, 30 s apart)\n"
         )
-        print(f"{'rollup pass':58} {'CPU s':>7} {'us/report':>10}")
+        print(f"{'rollup pass':58} {'CPU s':>7} {'us/report':>10} {'longest write lock':>19}")
         for name, run in (
             ("peer: one statement, json_extract per metric, 1 tier", "peer"),
             ("dunewatch: 3 parses per report, 2 tiers, 50k-row steps", "ours"),
@@ -90,14 +107,20 @@ def main() -> int:
             db = work / f"{run}.db"
             shutil.copy(src, db)
             s = SqliteStore(db)
+            HOLDS.clear()
+            SqliteStore._write = _timed_write  # type: ignore[method-assign]
             t0 = time.process_time()
             if run == "peer":
                 peer_rollup(s, 300.0)
             else:
                 assert s.rollup() == total
             cpu = time.process_time() - t0
+            SqliteStore._write = _write  # type: ignore[method-assign]
             s.close()
-            print(f"{name:58} {cpu:>7.2f} {cpu / total * 1e6:>10.1f}")
+            print(
+                f"{name:58} {cpu:>7.2f} {cpu / total * 1e6:>10.1f} "
+                f"{max(HOLDS):>11.2f} s of {len(HOLDS)}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
