@@ -872,6 +872,12 @@ class SqliteStore:
         json_extract, then the disk and temperature sections), where reading the `body` column
         once per metric parsed it about twenty times; the coarse tier is folded from the fine
         tier's groups. Chunks of ROLLUP_CHUNK reports keep each write transaction short."""
+        try:
+            return self._rollup_steps()
+        except sqlite3.Error as exc:  # the read phase runs outside _write()
+            raise _translate(exc, self.path) from None
+
+    def _rollup_steps(self) -> int:
         total = 0
         scalars = ", ".join(f"'$.body.{path}'" for _, path in _ROLLUP_SCALARS)
         name_of = " ".join(f"WHEN {i} THEN '{name}'" for i, (name, _) in enumerate(_ROLLUP_SCALARS))

@@ -9,7 +9,7 @@ import pytest
 
 from agent import envelope as E
 from collector.store import open_store
-from collector.store.interface import Reject, StoreBusyError, StoreFullError
+from collector.store.interface import Reject, StoreBusyError, StoreError, StoreFullError
 from collector.store.sqlite import MAX_RANGES, SqliteStore, _Stream
 
 NOW = 1_795_400_000.0
@@ -418,3 +418,12 @@ def test_rollup_in_chunks_equals_rollup_at_once(
         assert whole == chunked and all(whole)
     for s in stores:
         s.close()
+
+
+def test_a_failing_rollup_raises_a_store_error(store: SqliteStore) -> None:
+    # the serve loop catches StoreError and goes on; a bare sqlite3 error would end it
+    store.apply([h(1, NOW)], NOW)
+    store.conn.execute("DROP VIEW health_latest")
+    store.conn.execute("ALTER TABLE health RENAME TO health_moved")
+    with pytest.raises(StoreError, match="no such table: health"):
+        store.rollup()
