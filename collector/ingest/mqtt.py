@@ -44,6 +44,12 @@ DEFAULT_SHARE_GROUP = "dunewatch"
 IDLE_FLUSH_SECONDS = 0.01
 IDLE_MIN_ROWS = 64
 STALL_SECONDS = 0.05
+# A reader waits once this many batches' worth of messages wait for their commit (the other
+# worker holds the commit lock, or the store keeps failing): memory stays bounded (about 4 KB
+# per parsed message) and the broker keeps the rest. Draining a backlog, batches grow to
+# 20,000-25,000 messages while the workers take turns, and that is what makes the drain fast
+# (a cap of 4 batches halved the rate), so the cap sits well above it.
+MAX_PENDING_BATCHES = 25
 COMMIT_LOCK_WAIT = 5.0  # past this, go ahead anyway: SQLite's own locking still holds
 # Young-generation threshold of the cyclic GC in collector processes (CPython's default is 700).
 GC_YOUNG_THRESHOLD = 20_000
@@ -226,6 +232,9 @@ class Consumer:
             self._last_arrival = arrival
             if len(self._pending) >= self.ingest.batch_rows:
                 self._cond.notify()
+            cap = MAX_PENDING_BATCHES * self.ingest.batch_rows
+            if len(self._pending) >= cap:
+                self._cond.wait_for(lambda: len(self._pending) < cap or self._stopping)
         self.counters.add(self.slot, "received", len(items))
 
     def deliver_reject(
@@ -300,6 +309,7 @@ class Consumer:
             return None
         batch, self._pending = self._pending, []
         self._batch_started = now
+        self._cond.notify_all()  # a reader may wait for room
         return batch
 
     def _flush(self, batch: list[tuple[int, int, int, _Item, bytes]]) -> None:

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from typing import Any
+
 from collector.config import IngestSettings
-from collector.ingest.mqtt import IDLE_FLUSH_SECONDS, IDLE_MIN_ROWS, STALL_SECONDS, Consumer
+from collector.ingest.mqtt import (
+    IDLE_FLUSH_SECONDS,
+    IDLE_MIN_ROWS,
+    MAX_PENDING_BATCHES,
+    STALL_SECONDS,
+    Consumer,
+)
 from collector.metrics import Counters
-from tests.collector.helpers import broker_settings
+from collector.store.interface import ApplyResult
+from tests.collector.helpers import broker_settings, health
+from tests.support.services import wait_until
 
 
 def _consumer(batch_ms: int = 250, batch_rows: int = 2000) -> Consumer:
@@ -24,11 +36,16 @@ def _pending(c: Consumer, rows: int, filled_in: float, quiet_for: float) -> None
     c._batch_started = c._last_arrival - filled_in
 
 
+def _take(c: Consumer, force: bool = False) -> list[Any] | None:
+    with c._cond:  # the rules run under the batch lock
+        return c._take_batch(force=force, now=NOW)
+
+
 def test_a_pause_after_a_fast_fill_ends_the_batch() -> None:
     # a backlog arrives window by window: the broker waits for our acks, so commit now
     c = _consumer()
     _pending(c, 500, filled_in=0.02, quiet_for=IDLE_FLUSH_SECONDS * 1.5)
-    batch = c._take_batch(now=NOW)
+    batch = _take(c)
     assert batch is not None and len(batch) == 500
     assert c._pending == []
 
@@ -37,29 +54,75 @@ def test_a_short_pause_leaves_a_small_batch_open() -> None:
     # fewer than IDLE_MIN_ROWS: a short pause is not yet a reason to commit
     c = _consumer()
     _pending(c, IDLE_MIN_ROWS - 1, filled_in=0.005, quiet_for=IDLE_FLUSH_SECONDS * 1.5)
-    assert c._take_batch(now=NOW) is None
+    assert _take(c) is None
     assert len(c._pending) == IDLE_MIN_ROWS - 1
 
 
 def test_a_stall_ends_any_batch() -> None:
     c = _consumer()
     _pending(c, 3, filled_in=0.06, quiet_for=STALL_SECONDS * 1.5)
-    batch = c._take_batch(now=NOW)
+    batch = _take(c)
     assert batch is not None and len(batch) == 3
 
 
 def test_age_and_size_limits_end_the_batch() -> None:
     c = _consumer(batch_ms=100)
     _pending(c, 10, filled_in=0.15, quiet_for=0.0)  # older than batch_ms
-    assert c._take_batch(now=NOW) is not None
+    assert _take(c) is not None
     c = _consumer(batch_rows=50)
     _pending(c, 50, filled_in=0.001, quiet_for=0.0)  # full
-    assert c._take_batch(now=NOW) is not None
+    assert _take(c) is not None
     c = _consumer()
     _pending(c, 10, filled_in=0.001, quiet_for=0.0)  # young, small, still arriving
-    assert c._take_batch(now=NOW) is None
-    assert c._take_batch(force=True, now=NOW) is not None
+    assert _take(c) is None
+    assert _take(c, force=True) is not None
 
 
 def test_nothing_pending_is_never_a_batch() -> None:
-    assert _consumer()._take_batch(force=True, now=NOW) is None
+    assert _take(_consumer(), force=True) is None
+
+
+class _GatedStore:
+    """A store whose commits wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.batches: list[int] = []
+
+    def apply(self, envs: Sequence[Any], received: float, raw: Any = None) -> ApplyResult:
+        self.entered.set()
+        assert self.gate.wait(60)
+        self.batches.append(len(envs))
+        return ApplyResult(accepted=len(envs))
+
+    def record_rejects(self, rejects: Sequence[Any]) -> None:
+        pass
+
+
+def test_a_reader_waits_while_the_commits_are_behind() -> None:
+    store = _GatedStore()
+    ingest = IngestSettings(batch_rows=10, batch_ms=20)
+    c = Consumer(broker_settings(1883), ingest, store, Counters(1))  # type: ignore[arg-type]
+    c._flusher = threading.Thread(target=c._flush_loop, daemon=True)
+    c._flusher.start()
+    cap = MAX_PENDING_BATCHES * ingest.batch_rows
+    total = cap + 60
+    msgs = [
+        ("dunewatch/v1/d1/health", health("d1", "b1", i, 1.7e9 + i).encode(), i, 1)
+        for i in range(1, total + 1)
+    ]
+    c.deliver_many(msgs[:1])
+    assert store.entered.wait(20)  # a first batch is stuck in its commit
+    reader = threading.Thread(target=lambda: [c.deliver_many([m]) for m in msgs[1:]], daemon=True)
+    reader.start()
+    # the reader stops once `cap` more are waiting
+    wait_until(lambda: len(c._pending) == cap, 20, "pending messages reach the cap")
+    reader.join(0.5)
+    assert reader.is_alive() and len(c._pending) == cap
+    store.gate.set()
+    reader.join(30)
+    assert not reader.is_alive()
+    wait_until(lambda: sum(store.batches) == total, 20, "every message committed")
+    assert max(store.batches) <= cap + 1
+    c.stop()
