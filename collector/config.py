@@ -169,23 +169,26 @@ class StoreSettings:
         for name, days in periods:
             if isinstance(days, bool) or not isinstance(days, (int, float)) or not days > 0:
                 raise ConfigError(f"store {name} {days!r} must be a positive number of days")
-        if self.coarse_rollup_bucket_seconds is None:
-            fine = self.rollup_bucket_seconds
-            coarse = max(3600, fine) if isinstance(fine, int) and not isinstance(fine, bool) else 0
+        fine = _rollup_width("rollup_bucket_seconds", self.rollup_bucket_seconds)
+        coarse = self.coarse_rollup_bucket_seconds
+        if coarse is None:
+            coarse = max(3600, fine)
             object.__setattr__(self, "coarse_rollup_bucket_seconds", coarse)
-        for name in ("rollup_bucket_seconds", "coarse_rollup_bucket_seconds"):
-            b = getattr(self, name)
-            if isinstance(b, bool) or not isinstance(b, int) or not 60 <= b <= 86400 or 86400 % b:
-                raise ConfigError(
-                    f"store {name} {b!r} must be whole seconds from 60 to 86400 "
-                    "that divide a day (300, 900, 3600, ...)"
-                )
-        assert self.coarse_rollup_bucket_seconds is not None
-        if self.coarse_rollup_bucket_seconds % self.rollup_bucket_seconds:
+        _rollup_width("coarse_rollup_bucket_seconds", coarse)
+        if coarse % fine:
             raise ConfigError(
-                f"store coarse_rollup_bucket_seconds {self.coarse_rollup_bucket_seconds} must be "
-                f"a multiple of rollup_bucket_seconds {self.rollup_bucket_seconds}"
+                f"store coarse_rollup_bucket_seconds {coarse} must be "
+                f"a multiple of rollup_bucket_seconds {fine}"
             )
+
+
+def _rollup_width(name: str, b: object) -> int:
+    if isinstance(b, bool) or not isinstance(b, int) or not 60 <= b <= 86400 or 86400 % b:
+        raise ConfigError(
+            f"store {name} {b!r} must be whole seconds from 60 to 86400 "
+            "that divide a day (300, 900, 3600, ...)"
+        )
+    return b
 
 
 @dataclass(frozen=True)
