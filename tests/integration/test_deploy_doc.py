@@ -59,11 +59,13 @@ def sandbox() -> Iterator[dict[str, str]]:
     yield env
     # whatever the script started and did not stop (it failed half way): stop it by pid
     run = Path(env["DW_RUN"])
+    # (a daemon the guide stopped removes its pid file on its way out, so one listed here may be
+    # gone by the time it is read)
     for pid_file in run.glob("*.pid") if run.is_dir() else ():
         try:
             pid = int(pid_file.read_text().split()[0])
             os.kill(pid, signal.SIGTERM)
-        except (ValueError, IndexError, ProcessLookupError, PermissionError):
+        except (ValueError, IndexError, FileNotFoundError, ProcessLookupError, PermissionError):
             pass
     shutil.rmtree(tmp_path, ignore_errors=True)
 
