@@ -272,8 +272,9 @@ class Store(Protocol):
         """Agent devices that report without having been enrolled."""
         ...
 
-    def rollup(self) -> int:
-        """Fold new raw health into the bucketed rollups; return the number of raw rows read."""
+    def rollup(self, received_before: float | None = None) -> int:
+        """Fold new raw health into the bucketed rollups (only what was received before
+        `received_before`, when given); return the number of raw rows read."""
         ...
 
     def checkpoint(self) -> None:

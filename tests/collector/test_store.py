@@ -146,9 +146,27 @@ def test_rollups_and_retention_keep_the_numbers(store: SqliteStore) -> None:
     removed = store.prune(NOW)
     assert removed == 4  # raw rows stored more than 7 days ago; the two stored now stay
     assert [p.seq for p in store.health_history("d1", 0)] == [6, 5]
+    # the serve loop's pass folds only what arrived before the current bucket began, so each
+    # (device, bucket) group is merged about once: the late report waits for the next bucket
+    cpu = {(r.bucket, r.metric): r for r in store.rollups("d1", 0)}[(base, "cpu.pct")]
+    assert cpu.n == 4
+    assert store.prune(NOW + 300) == 0
     cpu = {(r.bucket, r.metric): r for r in store.rollups("d1", 0)}[(base, "cpu.pct")]
     assert (cpu.n, cpu.min, cpu.avg, cpu.max) == (5, 10.0, 32.0, 60.0)
-    assert store.prune(NOW) == 0 and store.rollup() == 0  # idempotent
+    assert store.prune(NOW + 300) == 0 and store.rollup() == 0  # idempotent
+
+
+def test_a_rollup_pass_can_stop_at_a_receive_time(store: SqliteStore) -> None:
+    base = NOW - NOW % 300
+    store.apply([h(1, base + 1, cpu=10.0), h(2, base + 31, cpu=30.0)], base + 40)
+    store.apply([h(3, base + 61, cpu=50.0)], base + 70)
+    assert store.rollup(received_before=base + 40) == 0
+    assert store.rollup(received_before=base + 41) == 2
+    cpu = {(r.bucket, r.metric): r for r in store.rollups("d1", 0)}[(base, "cpu.pct")]
+    assert (cpu.n, cpu.max) == (2, 30.0)
+    assert store.rollup(received_before=base + 71) == 1 and store.rollup() == 0
+    cpu = {(r.bucket, r.metric): r for r in store.rollups("d1", 0)}[(base, "cpu.pct")]
+    assert (cpu.n, cpu.min, cpu.avg, cpu.max) == (3, 10.0, 30.0, 50.0)
 
 
 def test_rejects_table_is_bounded(tmp_path: Path) -> None:
