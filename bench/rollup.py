@@ -109,10 +109,12 @@ def main() -> int:
             f"{total} simulated health reports from {args.devices} simulated devices "
             f"({args.per_device} each, 30 s apart)\n"
         )
-        print(f"{'rollup pass':66} {'CPU s':>7} {'us/report':>10} {'longest write lock':>19}")
+        print(f"{'rollup pass':74} {'CPU s':>7} {'us/report':>10} {'longest write lock':>19}")
         runs: list[tuple[str, int]] = [("peer: one statement, json_extract per metric, 1 tier", 0)]
         for k in cadences:
-            runs.append((f"dunewatch: 2 tiers, 50k-row steps, a pass every {k} reports/device", k))
+            runs.append(
+                (f"dunewatch: 2 tiers, 50k groups per write, a pass every {k} reports/device", k)
+            )
         for name, every in runs:
             db = work / f"run-{every}.db"
             shutil.copy(src, db)
@@ -132,7 +134,7 @@ def main() -> int:
             SqliteStore._write = _write  # type: ignore[method-assign]
             s.close()
             print(
-                f"{name:66} {cpu:>7.2f} {cpu / total * 1e6:>10.1f} "
+                f"{name:74} {cpu:>7.2f} {cpu / total * 1e6:>10.1f} "
                 f"{max(HOLDS):>11.2f} s of {len(HOLDS)}"
             )
     finally:

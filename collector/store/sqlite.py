@@ -871,7 +871,8 @@ class SqliteStore:
         Each stored message is parsed three times (the scalar metrics in one multi-path
         json_extract, then the disk and temperature sections), where reading the `body` column
         once per metric parsed it about twenty times; the coarse tier is folded from the fine
-        tier's groups. Chunks of ROLLUP_CHUNK reports keep each write transaction short.
+        tier's groups. Up to ROLLUP_READ_MAX reports are grouped at once, without the write
+        lock; the groups are merged ROLLUP_CHUNK at a time, so each write transaction is short.
 
         Merging a (device, bucket, metric) group costs about as much as reading a report, so a
         pass that sees one or two reports per group (every minute, at city scale) costs twice
@@ -887,85 +888,106 @@ class SqliteStore:
 
     def _rollup_steps(self, until: int | None) -> int:
         total = 0
-        scalars = ", ".join(f"'$.body.{path}'" for _, path in _ROLLUP_SCALARS)
-        name_of = " ".join(f"WHEN {i} THEN '{name}'" for i, (name, _) in enumerate(_ROLLUP_SCALARS))
-        fine, coarse = self.rollup_bucket, self.coarse_bucket
         conn = self.conn
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS rollup_values (d TEXT, ts REAL, m TEXT, v)")
         conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS rollup_groups "
-            "(d TEXT, bucket REAL, m TEXT, n INTEGER, mn, mx, sm)"
+            "CREATE TEMP TABLE IF NOT EXISTS rollup_groups (d TEXT, bucket REAL, m TEXT, "
+            "n INTEGER, mn, mx, sm, PRIMARY KEY (d, bucket, m)) WITHOUT ROWID"
         )
         while True:
             lo = self._rolled_id()
-            n, hi = conn.execute(
-                "SELECT count(*), max(id) FROM "
-                "(SELECT id FROM health WHERE id > ? AND id <= ? ORDER BY id LIMIT ?)",
-                (lo, _MAX_ID if until is None else until, ROLLUP_CHUNK),
-            ).fetchone()
-            if not n:
-                return total
-            # read phase: the connection's own temporary tables, no write lock on the database
-            conn.execute("DELETE FROM temp.rollup_values")
+            started = self._rollup_progress()
+            if started is not None and started.lo == lo:
+                # a pass that stopped half way (crash, lock): finish its range, same widths
+                pass_ = started
+            else:
+                n, hi = conn.execute(
+                    "SELECT count(*), max(id) FROM "
+                    "(SELECT id FROM health WHERE id > ? AND id <= ? ORDER BY id LIMIT ?)",
+                    (lo, _MAX_ID if until is None else until, ROLLUP_READ_MAX),
+                ).fetchone()
+                if not n:
+                    return total
+                pass_ = _RollupPass(lo, int(hi), self.rollup_bucket, self.coarse_bucket, None)
+            # read phase: group the whole range in the connection's own temporary table, with
+            # no write lock on the database
             conn.execute("DELETE FROM temp.rollup_groups")
-            rng = {"lo": lo, "hi": hi}
-            conn.execute(
-                "INSERT INTO temp.rollup_values "
-                f"SELECT h.device_id, h.ts, CASE j.key {name_of} END, j.value "
-                f"FROM health h, json_each(json_extract(h.msg, {scalars})) j "
-                "WHERE h.id > :lo AND h.id <= :hi AND j.type IN ('integer', 'real')",
-                rng,
+            conn.execute(_rollup_group_sql(), {"lo": pass_.lo, "hi": pass_.hi, "b": pass_.fine})
+            # write phase: merge the groups in key order, ROLLUP_CHUNK per transaction; each
+            # records how far it got, so a pass cut short resumes without counting twice
+            if not self._merge_groups(pass_):
+                continue  # another process moved the watermark meanwhile: start again
+            conn.execute("DELETE FROM temp.rollup_groups")
+            total += int(
+                conn.execute(
+                    "SELECT count(*) FROM health WHERE id > ? AND id <= ?", (pass_.lo, pass_.hi)
+                ).fetchone()[0]
             )
-            conn.execute(
-                "INSERT INTO temp.rollup_values "
-                "SELECT h.device_id, h.ts, 'disk.' || j.key || '.pct', "
-                "json_extract(j.value, '$.pct') "
-                "FROM health h, json_each(h.msg, '$.body.disk') j "
-                "WHERE h.id > :lo AND h.id <= :hi AND j.type = 'object'",
-                rng,
-            )
-            conn.execute(
-                "INSERT INTO temp.rollup_values "
-                "SELECT h.device_id, h.ts, 'temp.' || j.key, j.value "
-                "FROM health h, json_each(h.msg, '$.body.temp') j "
-                "WHERE h.id > :lo AND h.id <= :hi AND j.type IN ('integer', 'real')",
-                rng,
-            )
-            conn.execute(
-                "INSERT INTO temp.rollup_groups SELECT d, CAST(ts / :b AS INTEGER) * :b, m, "
-                "count(v), min(v), max(v), sum(v) FROM temp.rollup_values "
-                "WHERE typeof(v) IN ('integer', 'real') GROUP BY 1, 2, 3",
-                {"b": fine},
-            )
-            # write phase: merge the groups and move the watermark in one transaction
+
+    def _rollup_progress(self) -> _RollupPass | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'rollup_progress'").fetchone()
+        if row is None:
+            return None
+        lo, hi, fine, coarse, key = json.loads(row[0])
+        return _RollupPass(int(lo), int(hi), float(fine), float(coarse), _key(key))
+
+    def _merge_groups(self, pass_: _RollupPass) -> bool:
+        """Merge the grouped range into both tiers; False if another process got there first."""
+        conn = self.conn
+        key = pass_.key
+        while True:
             with self._write():
-                if self._rolled_id() != lo:  # another process rolled these up meanwhile
-                    continue
-                groups = "SELECT d, bucket, m, n, mn, mx, sm FROM temp.rollup_groups WHERE true"
+                seen, rolled = self._rollup_progress(), self._rolled_id()
+                if seen is not None and seen.lo != rolled:
+                    seen = None  # left over from a range already done: not ours to follow
+                if rolled != pass_.lo or (seen.key if seen else None) != key:
+                    return False
+                after = "" if key is None else "WHERE (d, bucket, m) > (?, ?, ?)"
+                args: tuple[Any, ...] = () if key is None else key
+                end = conn.execute(
+                    f"SELECT d, bucket, m FROM temp.rollup_groups {after} "
+                    "ORDER BY d, bucket, m LIMIT 1 OFFSET ?",
+                    (*args, ROLLUP_CHUNK - 1),
+                ).fetchone()
+                where = [] if key is None else ["(d, bucket, m) > (?, ?, ?)"]
+                if end is not None:
+                    where.append("(d, bucket, m) <= (?, ?, ?)")
+                    args = (*args, *end)
+                cond = f"WHERE {' AND '.join(where)}" if where else "WHERE true"
                 for table, source in (
-                    ("rollups", groups),
+                    (
+                        "rollups",
+                        f"SELECT d, bucket, m, n, mn, mx, sm FROM temp.rollup_groups {cond}",
+                    ),
                     (
                         "rollups_coarse",
-                        "SELECT d, CAST(bucket / :b AS INTEGER) * :b, m, sum(n), min(mn), "
-                        "max(mx), sum(sm) FROM temp.rollup_groups GROUP BY 1, 2, 3",
+                        "SELECT d, CAST(bucket / ? AS INTEGER) * ?, m, sum(n), min(mn), max(mx), "
+                        f"sum(sm) FROM temp.rollup_groups {cond} GROUP BY 1, 2, 3",
                     ),
                 ):
+                    extra = (pass_.coarse, pass_.coarse) if table == "rollups_coarse" else ()
                     conn.execute(
                         f"INSERT INTO {table} (device_id, bucket, metric, n, min, max, sum) "
                         f"{source} "
                         "ON CONFLICT (device_id, bucket, metric) DO UPDATE SET "
                         f"n = n + excluded.n, min = min({table}.min, excluded.min), "
                         f"max = max({table}.max, excluded.max), sum = {table}.sum + excluded.sum",
-                        {"b": coarse},
+                        (*extra, *args),
                     )
+                if end is None:  # the last step: the watermark moves, the pass is done
+                    conn.execute("DELETE FROM meta WHERE key = 'rollup_progress'")
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('rolled_id', ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (str(pass_.hi),),
+                    )
+                    return True
+                key = (str(end[0]), float(end[1]), str(end[2]))
+                state = [pass_.lo, pass_.hi, pass_.fine, pass_.coarse, list(key)]
                 conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('rolled_id', ?) "
+                    "INSERT INTO meta (key, value) VALUES ('rollup_progress', ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (str(hi),),
+                    (json.dumps(state),),
                 )
-            conn.execute("DELETE FROM temp.rollup_values")
-            conn.execute("DELETE FROM temp.rollup_groups")
-            total += int(n)
 
     def prune(self, now: float) -> int:
         """Roll up what arrived before the current bucket began, then drop raw health past
@@ -1213,6 +1235,10 @@ def _drop_boot(env: Envelope) -> str:
 # Raw health reports per rollup step: read and grouped without the write lock, then merged in
 # one write transaction (ingest waits for that part). Larger steps fold more reports of a
 # device into one row; smaller ones hold the lock for less time.
+# reports grouped in one read phase (a 5-minute bucket of 100,000 devices reporting every 30 s
+# is 1,000,000): a group merged once costs less than the same group merged in pieces
+ROLLUP_READ_MAX = 2_000_000
+# (device, bucket, metric) groups merged per write transaction: keeps the write lock short
 ROLLUP_CHUNK = 50_000
 _MAX_ID = 2**63 - 1
 # Rolled-up scalar metrics: name, JSON path inside the health body.
@@ -1263,3 +1289,42 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
             tip="free disk space; ingest resumes and the broker keeps unacknowledged messages",
         )
     return StoreError(f"{path}: {msg}")
+
+
+@dataclass(frozen=True)
+class _RollupPass:
+    """One rollup pass: health ids (lo, hi], the bucket widths, the last group merged."""
+
+    lo: int
+    hi: int
+    fine: float
+    coarse: float
+    key: tuple[str, float, str] | None
+
+
+def _key(value: Any) -> tuple[str, float, str] | None:
+    return None if value is None else (str(value[0]), float(value[1]), str(value[2]))
+
+
+def _rollup_group_sql() -> str:
+    """Group every numeric rollup metric of health ids (:lo, :hi] per (device, :b bucket).
+
+    Each stored message is parsed three times: the scalar metrics in one multi-path
+    json_extract, then the disk and temperature sections."""
+    scalars = ", ".join(f"'$.body.{path}'" for _, path in _ROLLUP_SCALARS)
+    name_of = " ".join(f"WHEN {i} THEN '{name}'" for i, (name, _) in enumerate(_ROLLUP_SCALARS))
+    rng = "h.id > :lo AND h.id <= :hi"
+    return (
+        "INSERT INTO temp.rollup_groups "
+        "SELECT d, CAST(ts / :b AS INTEGER) * :b, m, count(v), min(v), max(v), sum(v) FROM ("
+        f"SELECT h.device_id AS d, h.ts AS ts, CASE j.key {name_of} END AS m, j.value AS v "
+        f"FROM health h, json_each(json_extract(h.msg, {scalars})) j "
+        f"WHERE {rng} AND j.type IN ('integer', 'real') "
+        "UNION ALL SELECT h.device_id, h.ts, 'disk.' || j.key || '.pct', "
+        "json_extract(j.value, '$.pct') FROM health h, json_each(h.msg, '$.body.disk') j "
+        f"WHERE {rng} AND j.type = 'object' "
+        "UNION ALL SELECT h.device_id, h.ts, 'temp.' || j.key, j.value "
+        "FROM health h, json_each(h.msg, '$.body.temp') j "
+        f"WHERE {rng} AND j.type IN ('integer', 'real')"
+        ") WHERE typeof(v) IN ('integer', 'real') GROUP BY 1, 2, 3"
+    )

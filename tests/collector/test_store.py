@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -422,8 +425,10 @@ def test_rollup_in_chunks_equals_rollup_at_once(
 
     envs = [h(i + 1, NOW + 97 * i, cpu=float(i % 7), dev=f"d{i % 3}") for i in range(40)]
     stores = []
-    for chunk in (sqlite_store.ROLLUP_CHUNK, 3):
+    # groups merged per transaction, and reports grouped per read phase
+    for chunk, read in ((sqlite_store.ROLLUP_CHUNK, sqlite_store.ROLLUP_READ_MAX), (3, 7)):
         monkeypatch.setattr(sqlite_store, "ROLLUP_CHUNK", chunk)
+        monkeypatch.setattr(sqlite_store, "ROLLUP_READ_MAX", read)
         s = SqliteStore(tmp_path / f"c{chunk}.db")
         for e in envs:  # one transaction per report: ids 1..40
             s.apply([e], NOW)
@@ -445,3 +450,76 @@ def test_a_failing_rollup_raises_a_store_error(store: SqliteStore) -> None:
     store.conn.execute("ALTER TABLE health RENAME TO health_moved")
     with pytest.raises(StoreError, match="no such table: health"):
         store.rollup()
+
+
+def _fleet_reports() -> list[E.Envelope]:
+    return [h(i + 1, NOW + 97 * i, cpu=float(i % 7), dev=f"d{i % 3}") for i in range(40)]
+
+
+def _all_rollups(s: SqliteStore) -> list[list[Any]]:
+    return [s.rollups(d, 0, coarse=c) for c in (False, True) for d in ("d0", "d1", "d2")]
+
+
+def test_a_pass_cut_short_resumes_without_counting_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collector.store.sqlite as sqlite_store
+
+    ref = SqliteStore(tmp_path / "ref.db")
+    ref.apply(_fleet_reports(), NOW)
+    assert ref.rollup() == 40
+    monkeypatch.setattr(sqlite_store, "ROLLUP_CHUNK", 4)  # several merge steps
+    s = SqliteStore(tmp_path / "cut.db")
+    s.apply(_fleet_reports(), NOW)
+    real_write = SqliteStore._write
+    calls = []
+
+    @contextlib.contextmanager
+    def dying_write(self: SqliteStore) -> Iterator[sqlite3.Connection]:
+        calls.append(1)
+        if len(calls) == 3:  # the process dies before its third merge step
+            raise StoreError("killed")
+        with real_write(self) as conn:
+            yield conn
+
+    monkeypatch.setattr(SqliteStore, "_write", dying_write)
+    with pytest.raises(StoreError, match="killed"):
+        s.rollup()
+    monkeypatch.setattr(SqliteStore, "_write", real_write)
+    s.close()
+    s = SqliteStore(tmp_path / "cut.db")  # a new process: only the database remembers
+    progress = s._rollup_progress()
+    assert progress is not None and progress.key is not None and s._rolled_id() == 0
+    assert _all_rollups(s) != _all_rollups(ref)  # half merged
+    assert s.rollup() == 40 and s.rollup() == 0
+    assert _all_rollups(s) == _all_rollups(ref)
+    assert s._rollup_progress() is None
+    s.close()
+    ref.close()
+
+
+def test_two_processes_rolling_up_at_once_count_each_report_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collector.store.sqlite as sqlite_store
+
+    ref = SqliteStore(tmp_path / "ref.db")
+    ref.apply(_fleet_reports(), NOW)
+    ref.rollup()
+    monkeypatch.setattr(sqlite_store, "ROLLUP_CHUNK", 4)
+    a = SqliteStore(tmp_path / "both.db")
+    a.apply(_fleet_reports(), NOW)
+    b = SqliteStore(tmp_path / "both.db")
+    real_merge = SqliteStore._merge_groups
+    raced = []
+
+    def merge_after_the_other(self: SqliteStore, pass_: Any) -> bool:
+        if self is a and not raced:  # a has grouped the range; b rolls it all up first
+            raced.append(b.rollup())
+        return real_merge(self, pass_)
+
+    monkeypatch.setattr(SqliteStore, "_merge_groups", merge_after_the_other)
+    assert a.rollup() == 0 and raced == [40]
+    assert _all_rollups(a) == _all_rollups(ref)
+    for s in (a, b, ref):
+        s.close()
