@@ -363,13 +363,23 @@ def paho_peer(port: int, count: int, create_only: bool) -> float:
 
 
 class Collector:
-    def __init__(self, port: int, db: Path, workers: int, reader: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        port: int,
+        db: Path,
+        workers: int,
+        reader: str,
+        workdir: Path,
+        read_pause_ms: int | None = None,
+    ) -> None:
         self.metrics = free_port()
         pwfile = workdir / "collector.pw"
         pwfile.write_text("pw\n")
         conf = workdir / "collector.toml"
+        pause = "" if read_pause_ms is None else f"read_pause_ms = {read_pause_ms}\n"
         conf.write_text(
-            f'[ingest]\nworkers = {workers}\nreader = "{reader}"\n[liveness]\nsweep_seconds = 5\n'
+            f'[ingest]\nworkers = {workers}\nreader = "{reader}"\n{pause}'
+            "[liveness]\nsweep_seconds = 5\n"
         )
         self.cmd = [
             sys.executable,
@@ -494,6 +504,12 @@ def main() -> int:
         help="live-stream load generator: paho-mqtt clients, or plain sockets (MQTT 3.1.1) "
         "that leave more of the shared cores to the broker and the collector",
     )
+    ap.add_argument(
+        "--read-pause-ms",
+        type=int,
+        default=None,
+        help="the collector's ingest read_pause_ms (default: its own default)",
+    )
     args = ap.parse_args()
 
     total = args.devices * args.per_device
@@ -501,7 +517,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     broker = Broker(work)
     db = work / "collector.db"
-    coll = Collector(broker.port, db, args.workers, args.reader, work)
+    coll = Collector(broker.port, db, args.workers, args.reader, work, args.read_pause_ms)
     rows: list[tuple[str, float, float, float]] = []
     try:
         if args.live_only:

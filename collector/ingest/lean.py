@@ -32,6 +32,11 @@ _CONNACK_ERRORS = {
 }
 
 
+# a read smaller than this is a trickle, after which the reader pauses (read_pause_ms); a
+# backlog fills the receive buffer, and then the next read follows at once
+SMALL_READ = 65536
+
+
 class MqttProtocolError(IngestError):
     """The broker sent something this reader does not accept, or refused us."""
 
@@ -57,6 +62,7 @@ class LeanConsumer(Consumer):
     """Consumer whose network layer is a plain socket speaking MQTT 3.1.1."""
 
     def _start_network(self) -> None:
+        self.read_pause = self.ingest.read_pause
         self._sock: socket.socket | ssl.SSLSocket | None = None
         self._wlock = threading.Lock()
         self._last_send = time.monotonic()
@@ -184,6 +190,7 @@ class LeanConsumer(Consumer):
         # 256 KiB object per call, which dominates when a live stream brings a message at a time
         rbuf = bytearray(262144)
         rview = memoryview(rbuf)
+        pause = self.read_pause
         while not self._stopping:
             got: int | None
             try:
@@ -263,6 +270,10 @@ class LeanConsumer(Consumer):
                 deliver(received)
             if pos:
                 del buf[:pos]
+            if pause and got is not None and got < SMALL_READ:
+                # a trickle (a live stream, not a backlog): let a few tens of messages gather
+                # rather than wake, read and hand over one message at a time
+                self._stop_wait.wait(pause)
 
 
 def _recv_exact(sock: socket.socket | ssl.SSLSocket, n: int) -> bytes:

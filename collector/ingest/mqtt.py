@@ -267,7 +267,7 @@ class Consumer:
         waiting for a full batch would stall whenever the window is smaller than the batch. Short
         pauses in a live stream do not end tiny batches, which keeps the cost per message low.
         """
-        idle = min(IDLE_FLUSH_SECONDS, self.ingest.batch_ms / 1000.0)
+        idle = min(IDLE_FLUSH_SECONDS, self.ingest.batch_ms / 1000.0) + self.read_pause
         while True:
             with self._cond:
                 self._cond.wait_for(
@@ -281,19 +281,24 @@ class Consumer:
                     continue
             self._flush(batch)
 
+    read_pause = 0.0  # seconds the reader may wait between reads (the lean reader's rule)
+
     def _due(self, now: float) -> bool:
-        """Whether the pending batch should be committed now (call with the lock held)."""
+        """Whether the pending batch should be committed now (call with the lock held).
+
+        A reader that pauses between reads makes every stream look quiet for that long, so
+        the pause rules count from the end of its pause."""
         pending = len(self._pending)
         if not pending:
             return False
-        idle = min(IDLE_FLUSH_SECONDS, self.ingest.batch_ms / 1000.0)
+        idle = min(IDLE_FLUSH_SECONDS, self.ingest.batch_ms / 1000.0) + self.read_pause
         quiet = now - self._last_arrival
         return (
             self._stopping
             or pending >= self.ingest.batch_rows
             or now - self._batch_started >= self.ingest.batch_ms / 1000.0
             or (quiet >= idle and pending >= IDLE_MIN_ROWS)
-            or quiet >= STALL_SECONDS
+            or quiet >= STALL_SECONDS + self.read_pause
         )
 
     def _take_batch(

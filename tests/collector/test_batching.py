@@ -6,7 +6,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from collector.config import IngestSettings
+import pytest
+
+from collector.config import ConfigError, IngestSettings
 from collector.ingest.mqtt import (
     IDLE_FLUSH_SECONDS,
     IDLE_MIN_ROWS,
@@ -126,3 +128,26 @@ def test_a_reader_waits_while_the_commits_are_behind() -> None:
     wait_until(lambda: sum(store.batches) == total, 20, "every message committed")
     assert max(store.batches) <= cap + 1
     c.stop()
+
+
+def test_a_reader_pause_is_not_a_pause_in_the_stream() -> None:
+    # the lean reader waits `read_pause` after a small read: only quiet beyond that counts
+    c = _consumer()
+    c.read_pause = 0.02
+    _pending(c, 500, filled_in=0.02, quiet_for=IDLE_FLUSH_SECONDS + 0.015)
+    assert _take(c) is None
+    _pending(c, 500, filled_in=0.02, quiet_for=IDLE_FLUSH_SECONDS + 0.025)
+    assert _take(c) is not None
+    _pending(c, 3, filled_in=0.06, quiet_for=STALL_SECONDS + 0.015)
+    assert _take(c) is None
+    _pending(c, 3, filled_in=0.06, quiet_for=STALL_SECONDS + 0.025)
+    assert _take(c) is not None
+
+
+def test_the_read_pause_is_checked_and_capped_by_the_batch_age() -> None:
+    assert IngestSettings().read_pause == 0.02
+    assert IngestSettings(read_pause_ms=100, batch_ms=50).read_pause == 0.025
+    assert IngestSettings(read_pause_ms=0).read_pause == 0.0
+    for bad in (-1, 1001):
+        with pytest.raises(ConfigError, match=f"read_pause_ms {bad} must be 0..1000"):
+            IngestSettings(read_pause_ms=bad)

@@ -10,8 +10,12 @@ import pytest
 
 from agent import envelope as E
 from collector.config import IngestSettings
+from collector.ingest.lean import LeanConsumer
+from collector.metrics import Counters
+from collector.store.sqlite import SqliteStore
 from tests.collector.helpers import (
     Publisher,
+    broker_settings,
     count,
     health,
     mosquitto_pub,
@@ -207,6 +211,44 @@ def test_messages_queued_while_collector_away_are_delivered(
     with running_consumer(mosquitto.port, db, reader=reader):
         wait_until(lambda: stored_seqs(db, "dev-1") == set(range(1, 51)), 30, "backlog")
     assert count(db, "SELECT count(*) FROM health") == 50
+
+
+class _CountingLean(LeanConsumer):
+    """The lean reader, recording how many messages each read handed over."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.handed: list[int] = []
+
+    def deliver_many(self, messages: list[tuple[str, bytes, int, int]]) -> None:
+        self.handed.append(len(messages))
+        super().deliver_many(messages)
+
+
+def test_the_lean_reader_reads_a_trickle_in_handfuls(mosquitto: Any, tmp_path: Path) -> None:
+    """A live stream is read a few tens of messages at a time, not woken for one by one."""
+    store = SqliteStore(tmp_path / "c.db")
+    counters = Counters(1)
+    ingest = IngestSettings(reader="lean", batch_ms=400, read_pause_ms=150)
+    c = _CountingLean(broker_settings(mosquitto.port, protocol="3.1.1"), ingest, store, counters)
+    c.start()
+    try:
+        wait_until(lambda: counters.total("connected") == 1, 15, "collector connected")
+        pub = Publisher(mosquitto.port, "dev-1", "dev-1-pw")
+        boot, now = E.new_boot_id(), time.time()
+        t0 = time.monotonic()
+        for seq in range(1, 61):  # a message every 10 ms
+            pub.send_env(health("dev-1", boot, seq, now + seq))
+            time.sleep(0.01)
+        took = time.monotonic() - t0
+        wait_until(lambda: stored_seqs(tmp_path / "c.db", "dev-1") == set(range(1, 61)), 20, "60")
+        pub.close()
+    finally:
+        c.stop()
+        store.close()
+    # each read is followed by a 150 ms pause: at most one read per pause, plus the first
+    assert len(c.handed) <= took / 0.15 + 2, (took, c.handed)
+    assert sum(c.handed) == 60
 
 
 def test_mqtt_311_and_shared_subscription(mosquitto: Any, tmp_path: Path) -> None:
