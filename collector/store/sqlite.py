@@ -941,6 +941,8 @@ class SqliteStore:
                     seen = None  # left over from a range already done: not ours to follow
                 if rolled != pass_.lo or (seen.key if seen else None) != key:
                     return False
+                if seen is not None and seen.hi != pass_.hi:
+                    return False  # another process's pass over a different range
                 after = "" if key is None else "WHERE (d, bucket, m) > (?, ?, ?)"
                 args: tuple[Any, ...] = () if key is None else key
                 end = conn.execute(
