@@ -61,8 +61,11 @@ def _packet(first: int, body: bytes) -> bytes:
 class LeanConsumer(Consumer):
     """Consumer whose network layer is a plain socket speaking MQTT 3.1.1."""
 
+    @property
+    def read_pause(self) -> float:  # type: ignore[override]
+        return self.ingest.read_pause
+
     def _start_network(self) -> None:
-        self.read_pause = self.ingest.read_pause
         self._sock: socket.socket | ssl.SSLSocket | None = None
         self._wlock = threading.Lock()
         self._last_send = time.monotonic()
