@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,10 @@ from collector.alerts.model import (
     HealthSample,
     LayerGrade,
     LossCounts,
+    MetricWindow,
     VulnRef,
 )
+from collector.alerts.rules.health import SATURATION as SATURATION_RULE
 from collector.alerts.store import AlertStore
 from sbom.aging import AgingCache, assess_device
 from sbom.dune import ExposureCache, fleet_dune, score_device
@@ -233,11 +235,13 @@ def build_snapshot(
     policy: Any = None,
     bom_builder: BomBuilder | None = None,
     cancel: Callable[[], bool] | None = None,
+    windows: WindowCache | None = None,
 ) -> tuple[FleetSnapshot, tuple[str, ...]]:
     """Snapshot of the fleet in the collector database at `db`, plus per-device errors.
 
     `cancel` is asked between chunks of devices; when it says yes, PassCancelled is raised (a
-    pass over a large fleet takes a minute, shutdown should not wait for it)."""
+    pass over a large fleet takes a minute, shutdown should not wait for it). `windows` keeps
+    the saturation windows from one pass to the next while they cannot have changed."""
     from collector.store import open_store
 
     errors: list[str] = []
@@ -262,6 +266,18 @@ def build_snapshot(
     incomplete: set[str] = set()
     simulated_all = True
     try:
+        _roll_up(store, now, errors)
+        since = now - config.saturation_window
+        key = (
+            store.rollup_mark(),
+            -(-since // store.rollup_bucket),  # the window's first bucket
+            config.saturation_threshold,
+            tuple(sorted(config.saturation_metrics)),
+            SATURATION_RULE in config.disabled,
+        )
+        cached = windows.windows if windows is not None and windows.key == key else None
+        fresh: dict[str, tuple[MetricWindow, ...]] = {}
+        whole = True  # every chunk read at once: `fresh` has every device's windows
         summaries = store.devices()
         stats = store.ingest_stats_by_device()
         counters = {}
@@ -274,7 +290,10 @@ def build_snapshot(
             if cancel is not None and cancel():
                 raise PassCancelled(f"alert pass cancelled after {lo} of {len(summaries)} devices")
             chunk = summaries[lo : lo + CHUNK]
-            reads = _Reads(store, [s.device_id for s in chunk], now - config.saturation_window, now)
+            ids = [s.device_id for s in chunk]
+            reads = _Reads(store, ids, since, config, cached)
+            fresh.update(reads.windows)
+            whole = whole and reads.bulk is not None
             for s in chunk:
                 simulated_all = simulated_all and s.simulated
                 try:
@@ -290,6 +309,8 @@ def build_snapshot(
                 devices.append(state)
                 if dune is not None:
                     scored.append(dune)
+        if windows is not None and cached is None and whole:
+            windows.key, windows.windows = key, fresh
     finally:
         store.close()
     concentration: tuple[Concentration, ...] = ()
@@ -305,34 +326,104 @@ def build_snapshot(
     return snapshot, tuple(errors)
 
 
+@dataclass
+class WindowCache:
+    """The saturation windows of the last whole pass, kept by a long-running service: they
+    change only when the rollups do or the window's first bucket moves (once a bucket, five
+    minutes by default), while passes run every minute."""
+
+    key: tuple[Any, ...] | None = None
+    windows: dict[str, tuple[MetricWindow, ...]] = field(default_factory=dict)
+
+
+# saturation metric -> the rollup metrics (GLOB patterns) it is judged on
+ROLLUP_METRICS = {"cpu": "cpu.pct", "memory": "mem.pct", "disk": "disk.*.pct"}
+
+
+def metric_window(w: Any, threshold: float) -> MetricWindow:
+    """A store RollupWindow as the saturation rule sees it (disk: one per mount)."""
+    name: str = w.metric
+    if name.startswith("disk.") and name.endswith(".pct"):
+        metric, mount = "disk", name[len("disk.") : -len(".pct")]
+    else:
+        metric = {"cpu.pct": "cpu", "mem.pct": "memory"}.get(name, name)
+        mount = None
+    return MetricWindow(
+        metric=metric,
+        reports=w.n,
+        over=w.over,
+        threshold=threshold,
+        mean=w.avg,
+        peak=w.max,
+        mount=mount,
+    )
+
+
+def _roll_up(store: Any, now: float, errors: list[str]) -> None:
+    """Fold what arrived before the current bucket began, as the serve loop does each bucket:
+    a one-off `alerts run` then judges saturation on the same rollups as serve; under serve
+    there is nothing left to fold and this is one short read."""
+    try:
+        store.rollup(received_before=now - now % store.rollup_bucket)
+    except Exception as exc:  # a locked or read-only database: judge on what is rolled up
+        log.warning("alerts: rolling up health before the pass failed: %s", exc)
+        errors.append(f"rollup: {type(exc).__name__}: {exc}")
+
+
 class _Reads:
     """A chunk's stored data, read with three queries instead of three per device; when the
     chunk cannot be read at once (a malformed stored document), each device is read on its
-    own, so only the broken one fails."""
+    own, so only the broken one fails.
 
-    def __init__(self, store: Any, ids: list[str], since: float, until: float) -> None:
-        self.store, self.since, self.until = store, since, until
+    The saturation window comes from the rollups, not the raw reports: its cost is per device
+    and metric, whatever the reporting rate (docs/alerts.md)."""
+
+    def __init__(
+        self,
+        store: Any,
+        ids: list[str],
+        since: float,
+        config: AlertsConfig,
+        cached: Mapping[str, tuple[MetricWindow, ...]] | None = None,
+    ) -> None:
+        self.store, self.since = store, since
+        self.threshold = config.saturation_threshold
+        self.patterns = (
+            ()
+            if SATURATION_RULE in config.disabled
+            else tuple(ROLLUP_METRICS[m] for m in config.saturation_metrics)
+        )
+        self.windows: dict[str, tuple[MetricWindow, ...]] = {}
         try:
-            self.bulk: tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]] | None = (
-                store.latest_healths(ids),
-                store.health_histories(ids, since, until),
+            self.bulk: tuple[Mapping[str, Any], Mapping[str, Any]] | None = (
+                store.latest_health_points(ids),
                 store.current_inventories(ids),
             )
+            if cached is not None:
+                self.windows = {d: cached[d] for d in ids if d in cached}
+            else:
+                self.windows = self._windows(ids)
         except Exception as exc:
             log.warning("alerts: reading %d devices at once failed (%s); one by one", len(ids), exc)
             self.bulk = None
 
-    def device(self, dev_id: str) -> tuple[Any, list[Any], Any]:
-        """(latest health body, health window, current inventory) of one device."""
+    def _windows(self, ids: list[str]) -> dict[str, tuple[MetricWindow, ...]]:
+        if not self.patterns:
+            return {}
+        found = self.store.rollup_windows(ids, self.since, self.patterns, self.threshold)
+        return {d: tuple(metric_window(w, self.threshold) for w in ws) for d, ws in found.items()}
+
+    def device(self, dev_id: str) -> tuple[Any, tuple[MetricWindow, ...], Any]:
+        """(latest health point, saturation windows, current inventory) of one device."""
         if self.bulk is not None:
-            latest, windows, inventories = self.bulk
-            return latest.get(dev_id), windows.get(dev_id, []), inventories.get(dev_id)
+            latest, inventories = self.bulk
+            return latest.get(dev_id), self.windows.get(dev_id, ()), inventories.get(dev_id)
         st = self.store
-        return (
-            st.latest_health(dev_id),
-            st.health_history(dev_id, self.since, self.until),
-            st.current_inventory(dev_id),
-        )
+        windows = self._windows([dev_id]).get(dev_id, ())
+        if windows:
+            self.windows[dev_id] = windows
+        point = st.latest_health_points([dev_id]).get(dev_id)
+        return point, windows, st.current_inventory(dev_id)
 
 
 def _device_state(
@@ -350,11 +441,8 @@ def _device_state(
 ) -> tuple[DeviceState, Any]:
     memo = {} if memo is None else memo
     dev_id = s.device_id
-    body, window, inventory = reads.device(dev_id)
-    latest = None
-    if body is not None:
-        ts = window[-1].ts if window else (s.last_seen or now)
-        latest = health_sample(ts, body)
+    point, windows, inventory = reads.device(dev_id)
+    latest = None if point is None else health_sample(point.ts, point.body)
     fields: dict[str, Any] = {}
     dune = None
     if inventory is not None:
@@ -390,7 +478,7 @@ def _device_state(
         vendor=s.vendor,
         model=s.model,
         latest_health=latest,
-        health_window=tuple(health_sample(p.ts, p.body) for p in window),
+        health_windows=windows,
         loss=loss,
         **fields,
     )

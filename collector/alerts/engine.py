@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from collector.alerts.builder import BomBuilder, build_snapshot
+from collector.alerts.builder import BomBuilder, WindowCache, build_snapshot
 from collector.alerts.config import AlertsConfig
 from collector.alerts.interface import PassCancelled, Rule
 from collector.alerts.model import (
@@ -310,8 +310,12 @@ def evaluate(
     policy: Any = None,
     bom_builder: BomBuilder | None = None,
     cancel: Callable[[], bool] | None = None,
+    windows: WindowCache | None = None,
 ) -> EvaluationResult:
     """One full pass over the collector database at `db`: snapshot, rules, lifecycle, sinks.
+
+    `windows` (kept by a long-running caller) saves re-reading saturation windows that cannot
+    have changed since its last pass.
 
     `cancel` (asked while the snapshot is built and before alerts change) ends the pass with
     PassCancelled before any alert changed.
@@ -337,6 +341,7 @@ def evaluate(
                 policy=policy,
                 bom_builder=bom_builder,
                 cancel=cancel,
+                windows=windows,
             )
         if cancel is not None and cancel():
             raise PassCancelled("alert pass cancelled before alerts were updated")

@@ -62,6 +62,24 @@ class HealthSample:
 
 
 @dataclass(frozen=True)
+class MetricWindow:
+    """One health metric of one device over the saturation window, from the 5-minute rollups:
+    its reports, and how many of them fell in buckets whose mean was at or over `threshold`."""
+
+    metric: str  # cpu | memory | disk
+    reports: int
+    over: int
+    threshold: float
+    mean: float
+    peak: float
+    mount: str | None = None  # disk: one window per mount
+
+    @property
+    def share(self) -> float:
+        return self.over / self.reports if self.reports else 0.0
+
+
+@dataclass(frozen=True)
 class VulnRef:
     id: str
     severity: str | None = None  # as the feed says (CRITICAL, HIGH, ...), informational
@@ -125,7 +143,7 @@ class DeviceState:
     vendor: str | None = None
     model: str | None = None
     latest_health: HealthSample | None = None
-    health_window: tuple[HealthSample, ...] = ()
+    health_windows: tuple[MetricWindow, ...] = ()
     loss: LossCounts | None = None
     firmware_version: str | None = None
     firmware_latest: str | None = None

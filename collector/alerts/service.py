@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from collector.alerts.builder import WindowCache
 from collector.alerts.config import AlertsConfig
 from collector.alerts.engine import EvaluationResult, evaluate
 from collector.alerts.interface import AlertsError, PassCancelled
@@ -47,6 +48,7 @@ class AlertService:
         self.last_error: str | None = None
         self.last_seconds = 0.0  # how long the last pass took
         self._overrun = False
+        self._windows = WindowCache()  # saturation windows, re-read once the rollups change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -59,6 +61,7 @@ class AlertService:
             sinks=self.sinks,
             policy=self.policy,
             cancel=self._stop.is_set,
+            windows=self._windows,
         )
         self.passes += 1
         self.last_result = result

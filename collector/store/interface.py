@@ -157,8 +157,23 @@ class Rollup:
     max: float
 
 
+@dataclass(frozen=True)
+class RollupWindow:
+    """One metric of one device summed over a window of rollups, with how many of its reports
+    fell in fine buckets whose mean was at or over a level (sustained-saturation checks)."""
+
+    device_id: str
+    metric: str  # rollup metric name, e.g. "cpu.pct", "disk./data.pct"
+    n: int  # reports
+    over: int  # reports in fine buckets whose mean is at or over the level asked for
+    avg: float
+    max: float
+
+
 class Store(Protocol):
     """Durable picture of the fleet; every method is safe to call from one thread at a time."""
+
+    rollup_bucket: float  # width of the fine rollup tier, seconds
 
     def apply(
         self,
@@ -223,6 +238,27 @@ class Store(Protocol):
 
     def rollups(self, device_id: str, since: float, coarse: bool = False) -> list[Rollup]:
         """One tier of rollups: the fine one (kept weeks), or with `coarse` the long one."""
+        ...
+
+    def rollup_windows(
+        self,
+        device_ids: Sequence[str],
+        since: float,
+        metrics: Sequence[str],
+        over: float,
+    ) -> dict[str, list[RollupWindow]]:
+        """Per device, each metric matching one of the GLOB patterns `metrics`, summed over the
+        fine buckets from `since` on that have been rolled up; `over` counts the reports of
+        buckets whose mean is at or over `over`. Devices without such rollups are absent."""
+        ...
+
+    def rollup_mark(self) -> str:
+        """A value that changes whenever the rollups do (each step of a fold), so a reader can
+        keep what it summed from them until then."""
+        ...
+
+    def latest_health_points(self, device_ids: Sequence[str]) -> dict[str, HealthPoint]:
+        """Latest health report of several devices, with its timestamp, in one read."""
         ...
 
     def transitions(

@@ -45,6 +45,7 @@ from collector.store.interface import (
     IngestStats,
     Reject,
     Rollup,
+    RollupWindow,
     StoreBusyError,
     StoreError,
     StoreFullError,
@@ -202,9 +203,9 @@ class SqliteStore:
         path: str | Path,
         *,
         retention_days: float = 7.0,
-        rollup_bucket: float = 300.0,
+        rollup_bucket: float | None = None,
         rollup_retention_days: float = 30.0,
-        coarse_bucket: float = 3600.0,
+        coarse_bucket: float | None = None,
         coarse_retention_days: float = 400.0,
         rejects_keep: int = 1000,
         busy_timeout: float = 10.0,
@@ -213,17 +214,20 @@ class SqliteStore:
     ) -> None:
         if retention_days <= 0 or rollup_retention_days <= 0 or coarse_retention_days <= 0:
             raise StoreError("store: retention periods must be positive")
-        if rollup_bucket <= 0 or coarse_bucket <= 0:
+        asked = (rollup_bucket, coarse_bucket)
+        fine = 300.0 if rollup_bucket is None else rollup_bucket
+        coarse = max(3600.0, fine) if coarse_bucket is None else coarse_bucket
+        if fine <= 0 or coarse <= 0:
             raise StoreError("store: rollup buckets must be positive seconds")
-        if coarse_bucket % rollup_bucket:
+        if coarse % fine:
             raise StoreError("store: coarse_bucket must be a multiple of rollup_bucket")
         if rejects_keep < 1:
             raise StoreError("store: rejects_keep must be at least 1")
         self.path = Path(path)
         self.retention = retention_days * DAY
-        self.rollup_bucket = float(rollup_bucket)
+        self.rollup_bucket = float(fine)
         self.rollup_retention = rollup_retention_days * DAY
-        self.coarse_bucket = float(coarse_bucket)
+        self.coarse_bucket = float(coarse)
         self.coarse_retention = coarse_retention_days * DAY
         self.rejects_keep = rejects_keep
         self.liveness = liveness or LivenessPolicy()
@@ -241,6 +245,7 @@ class SqliteStore:
                 # copying pages back into the database never sits in an ingest commit
                 self.conn.execute("PRAGMA wal_autocheckpoint=0")
             self._migrate()
+            self._settle_widths(*asked)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
 
@@ -262,6 +267,34 @@ class SqliteStore:
                     f"dunewatch ({latest})",
                     tip="upgrade dunewatch or use another --db",
                 )
+
+    def _settle_widths(self, fine: float | None, coarse: float | None) -> None:
+        """The rollup widths belong to the data: recorded by the first open that names them
+        (the serve loop, from its config); an open that names none (alert passes, reports,
+        queries) adopts them, and one naming others is refused, since buckets of two widths
+        in one table make every figure read from them wrong."""
+        get = "SELECT value FROM meta WHERE key = 'rollup_widths'"
+        row = self.conn.execute(get).fetchone()
+        if row is None and (fine is not None or coarse is not None):
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('rollup_widths', ?)",
+                    (json.dumps([self.rollup_bucket, self.coarse_bucket]),),
+                )
+            row = self.conn.execute(get).fetchone()  # another process may have been first
+        if row is None:
+            return
+        stored = [float(x) for x in json.loads(row[0])]
+        if (fine is not None and float(fine) != stored[0]) or (
+            coarse is not None and float(coarse) != stored[1]
+        ):
+            raise StoreError(
+                f"{self.path}: rollups are in {stored[0]:g} s and {stored[1]:g} s buckets, "
+                f"asked for {self.rollup_bucket:g} s and {self.coarse_bucket:g} s",
+                tip="keep rollup_bucket_seconds and coarse_rollup_bucket_seconds as they were "
+                "when the database was created, or use another database",
+            )
+        self.rollup_bucket, self.coarse_bucket = stored
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -1163,6 +1196,67 @@ class SqliteStore:
         for d, ts, boot, seq, body in rows:
             out.setdefault(d, []).append(HealthPoint(d, ts, boot, seq, stored_json(body)))
         return out
+
+    def rollup_windows(
+        self,
+        device_ids: Sequence[str],
+        since: float,
+        metrics: Sequence[str],
+        over: float,
+    ) -> dict[str, list[RollupWindow]]:
+        """Whole coarse buckets settle most of a window without their fine buckets: when a
+        bucket's lowest report is at or over `over`, every fine bucket in it is; when its highest
+        is under, none is. Only the window's first, partial coarse bucket and the coarse buckets
+        that cross `over` are read bucket by bucket (a 6-hour window: ~6 coarse rows per metric
+        instead of 72 fine ones)."""
+        if not device_ids or not metrics:
+            return {}
+        coarse = self.coarse_bucket
+        params: dict[str, Any] = {
+            "ids": _dumps(list(device_ids)),
+            "since": since,
+            "hlo": -(-since // coarse) * coarse,  # first coarse bucket wholly in the window
+            "over": over,
+            "coarse": coarse,
+        }
+        params.update({f"m{i}": m for i, m in enumerate(metrics)})
+        wanted = " OR ".join(f"metric GLOB :m{i}" for i in range(len(metrics)))
+        ids = "device_id IN (SELECT value FROM json_each(:ids))"
+        fine_over = "CASE WHEN f.sum >= :over * f.n THEN f.n ELSE 0 END"
+        rows = self.conn.execute(
+            "WITH hours AS MATERIALIZED (SELECT device_id AS d, metric AS m, bucket AS b, n, "
+            "min AS mn, max AS mx, sum AS sm FROM rollups_coarse "
+            f"WHERE {ids} AND bucket >= :hlo AND ({wanted})) "
+            "SELECT d, m, sum(n), sum(o), sum(sm), max(mx) FROM ("
+            "SELECT d, m, n, CASE WHEN mn >= :over THEN n ELSE 0 END AS o, sm, mx FROM hours "
+            "WHERE mn >= :over OR mx < :over "
+            f"UNION ALL SELECT f.device_id, f.metric, f.n, {fine_over}, f.sum, f.max "
+            "FROM hours h JOIN rollups f ON f.device_id = h.d AND f.bucket >= h.b "
+            "AND f.bucket < h.b + :coarse AND f.metric = h.m WHERE h.mn < :over AND h.mx >= :over "
+            f"UNION ALL SELECT f.device_id, f.metric, f.n, {fine_over}, f.sum, f.max "
+            f"FROM rollups f WHERE f.{ids} AND f.bucket >= :since AND f.bucket < :hlo "
+            f"AND ({wanted.replace('metric', 'f.metric')})"
+            ") GROUP BY d, m ORDER BY d, m",
+            params,
+        )
+        out: dict[str, list[RollupWindow]] = {}
+        for d, m, n, o, sm, mx in rows:
+            out.setdefault(d, []).append(RollupWindow(d, m, int(n), int(o), sm / n, mx))
+        return out
+
+    def rollup_mark(self) -> str:
+        rows = self.conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('rolled_id', 'rollup_progress') ORDER BY key"
+        ).fetchall()
+        return json.dumps(rows)
+
+    def latest_health_points(self, device_ids: Sequence[str]) -> dict[str, HealthPoint]:
+        rows = self.conn.execute(
+            "SELECT device_id, ts, boot_id, seq, body FROM health_latest "
+            "WHERE device_id IN (SELECT value FROM json_each(?))",
+            (_dumps(list(device_ids)),),
+        )
+        return {r[0]: HealthPoint(r[0], r[1], r[2], r[3], stored_json(r[4])) for r in rows}
 
     def rollups(self, device_id: str, since: float, coarse: bool = False) -> list[Rollup]:
         table = "rollups_coarse" if coarse else "rollups"

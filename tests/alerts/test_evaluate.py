@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agent import envelope as E
-from collector.alerts.builder import build_snapshot
+from collector.alerts.builder import WindowCache, build_snapshot
 from collector.alerts.config import AlertsConfig
 from collector.alerts.engine import evaluate
 from collector.alerts.interface import PassCancelled
@@ -25,12 +25,14 @@ from tests.alerts.snap import NOW
 BOOT = "b" * 32
 
 
-def health(dev: str, seq: int, ts: float, cpu: float, temp: float | None = None) -> E.Envelope:
+def health(
+    dev: str, seq: int, ts: float, cpu: float, temp: float | None = None, data: float = 60.0
+) -> E.Envelope:
     body: dict[str, Any] = {
         "interval": 10,
         "cpu": {"pct": cpu},
         "mem": {"pct": 40.0},
-        "disk": {"/": {"pct": 50.0}, "/data": {"pct": 60.0}},
+        "disk": {"/": {"pct": 50.0}, "/data": {"pct": data}},
     }
     if temp is not None:
         body["temp"] = {"cpu_thermal": temp}
@@ -180,6 +182,74 @@ def test_evaluate_over_a_real_store(tmp_path: Path) -> None:
         alerts.close()
 
 
+def _busy_hour(db: Path) -> None:
+    st = open_store(db)
+    # an hour of reports, one a minute, each received as sent: cam-busy's CPU at 95 but for
+    # ten minutes at 40, its /data disk full; cam-calm at 45 with a spike to 99 in every
+    # 5-minute bucket (20 % of its reports at 99, no bucket's mean over 90)
+    for k in range(60):
+        ts = NOW - 3600 + 60 * k
+        busy = 40.0 if 20 <= k < 30 else 95.0
+        calm = 99.0 if k % 5 == 0 else 45.0
+        st.apply([health("cam-busy", k + 1, ts, busy, data=97.0)], ts + 1)
+        st.apply([health("cam-calm", k + 1, ts, calm)], ts + 1)
+    # in the bucket under way when the pass runs: not rolled up yet, so not judged yet
+    st.apply([health("cam-busy", 61, NOW + 10, 40.0, data=97.0)], NOW + 10)
+    st.close()
+
+
+def test_saturation_is_judged_on_the_rollups_the_pass_brings_up_to_date(tmp_path: Path) -> None:
+    db = tmp_path / "dunewatch.db"
+    _busy_hour(db)
+    cfg = AlertsConfig(saturation_window=3600.0)
+    r = evaluate(db, FakeKb(), cfg, NOW + 60, bom_builder=bom_builder)
+    assert r.rule_errors == () and r.snapshot_errors == ()
+    sat = {a.dedupe_key.split("|")[-1]: a for a in r.opened if a.rule_id == "health.saturation"}
+    assert set(sat) == {"cpu", "disk"} and {a.device_id for a in sat.values()} == {"cam-busy"}
+    # the window starts at NOW - 3540: buckets from NOW - 3300 on, 55 reports, 10 of them in the
+    # two calm buckets; rolled up by the pass itself (nothing else rolled this database up)
+    assert sat["cpu"].evidence["samples"] == 55
+    assert sat["cpu"].evidence["share"] == round(45 / 55, 4)
+    assert sat["disk"].evidence["mount"] == "/data" and sat["disk"].evidence["share"] == 1.0
+
+    # a bucket later the window has moved on: the report at 40 is in, the busy start is out
+    # (50 reports from NOW - 3000, 40 over, plus the one at 40): 40 / 51 < 0.8, cpu resolves
+    r2 = evaluate(db, FakeKb(), cfg, NOW + 310, bom_builder=bom_builder)
+    assert [(a.rule_id, a.dedupe_key.split("|")[-1]) for a in r2.resolved] == [
+        ("health.saturation", "cpu")
+    ]
+
+
+def test_a_service_rereads_saturation_windows_only_once_the_rollups_change(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "dunewatch.db"
+    _busy_hour(db)
+    cfg = AlertsConfig(saturation_window=3600.0)
+    cache = WindowCache()
+
+    def saturated(now: float) -> set[str]:
+        evaluate(db, FakeKb(), cfg, now, bom_builder=bom_builder, windows=cache)
+        alerts = AlertStore(db)
+        try:
+            keys = {a.dedupe_key for a in alerts.open_alerts() if a.rule_id == "health.saturation"}
+        finally:
+            alerts.close()
+        return {k.split("|")[-1] for k in keys}
+
+    assert saturated(NOW + 60) == {"cpu", "disk"} and cache.key is not None
+    # the rollups vanish behind the store's back: the next pass in the same bucket keeps what
+    # it summed (nothing was folded, the window starts at the same bucket) ...
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM rollups")
+    conn.execute("DELETE FROM rollups_coarse")
+    conn.commit()
+    conn.close()
+    assert saturated(NOW + 120) == {"cpu", "disk"}
+    # ... until a bucket later the report at 40 is folded in and the windows are read again
+    assert saturated(NOW + 310) == set()
+
+
 def test_evaluate_without_sbom_builder_still_runs_liveness_rules(tmp_path: Path) -> None:
     db = tmp_path / "dunewatch.db"
     st = open_store(db)
@@ -300,7 +370,8 @@ def test_a_device_with_a_broken_stored_inventory_is_the_only_one_incomplete(
     by_id = {d.device_id: d for d in snap.devices}
     assert set(by_id) == {"cam-1", "cam-3"}
     assert by_id["cam-3"].latest_health is not None and by_id["cam-3"].latest_health.cpu == 20.0
-    assert [p.cpu for p in by_id["cam-3"].health_window] == [20.0]
+    (cpu,) = [w for w in by_id["cam-3"].health_windows if w.metric == "cpu"]
+    assert (cpu.reports, cpu.over, cpu.mean) == (1, 0, 20.0)
     assert len(by_id["cam-1"].components) == 2
 
 

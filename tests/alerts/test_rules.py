@@ -17,6 +17,7 @@ from collector.alerts.model import (
     HealthSample,
     LayerGrade,
     LossCounts,
+    MetricWindow,
     VulnRef,
 )
 from collector.alerts.rules import ALL_RULE_IDS, RULES
@@ -100,27 +101,44 @@ def test_health_thresholds_warn_and_crit() -> None:
     assert run(HealthThresholdRule(), fleet(device(status="offline", latest_health=hot))) == []
 
 
-def _window(values: list[float], metric: str = "cpu") -> tuple[HealthSample, ...]:
-    return tuple(
-        HealthSample(NOW - (len(values) - i) * 600, **{metric: v}) for i, v in enumerate(values)
-    )
+def _window(
+    reports: int, over: int, metric: str = "cpu", mount: str | None = None, mean: float = 95.0
+) -> MetricWindow:
+    return MetricWindow(metric, reports, over, 90.0, mean, 99.0, mount)
 
 
 def test_saturation_needs_most_of_the_window_over_threshold() -> None:
-    busy = device(health_window=_window([95, 96, 97, 91, 94, 99, 60, 93, 92, 95]))  # 9/10 over 90
+    busy = device(health_windows=(_window(10, 9),))  # 9 of 10 reports in buckets over 90
     (f,) = run(SaturationRule(), fleet(busy))
     assert f.rule_id == "health.saturation" and f.key == "cpu"
     assert f.evidence["share"] == 0.9 and f.evidence["samples"] == 10
-    spiky = device(health_window=_window([95, 20, 97, 30, 94, 10, 60, 93, 20, 95]))  # 5/10
+    assert f.evidence["peak"] == 99.0 and "in 90% of 10 reports over 6 h" in f.summary
+    spiky = device(health_windows=(_window(10, 5),))
     assert run(SaturationRule(), fleet(spiky)) == []
-    few = device(health_window=_window([99, 99, 99]))  # fewer than min_points
+    few = device(health_windows=(_window(3, 3),))  # fewer than min_points
     assert run(SaturationRule(), fleet(few)) == []
-    disk = device(health_window=_window([95.0] * 8, metric="disk"))
-    (d,) = run(SaturationRule(), fleet(disk))
-    assert d.key == "disk"
-    # samples older than the window do not count
-    old = tuple(HealthSample(NOW - 7 * 3600 - i, cpu=99.0) for i in range(10))
-    assert run(SaturationRule(), fleet(device(health_window=old))) == []
+    # a metric the configuration leaves out is not judged
+    mem = device(health_windows=(_window(10, 10, "memory"),))
+    assert run(SaturationRule(), fleet(mem), AlertsConfig(saturation_metrics=("cpu",))) == []
+
+
+def test_saturation_judges_each_disk_and_names_the_worst() -> None:
+    disks = device(
+        health_windows=(
+            _window(8, 0, "disk", "/"),
+            _window(8, 7, "disk", "/data", mean=93.0),
+            _window(8, 8, "disk", "/var", mean=96.0),
+        )
+    )
+    (d,) = run(SaturationRule(), fleet(disks))
+    assert d.key == "disk" and d.evidence["mount"] == "/var" and d.evidence["share"] == 1.0
+    assert "disk (/var) at or over 90%" in d.summary
+
+
+def test_saturation_refuses_a_window_read_for_another_threshold() -> None:
+    dev = device(health_windows=(_window(10, 10),))
+    with pytest.raises(ValueError, match="cam-1 cpu: window read for 90%, .* threshold is 85%"):
+        run(SaturationRule(), fleet(dev), AlertsConfig(saturation_threshold=85.0))
 
 
 def test_firmware_outdated_by_versions_behind_or_age() -> None:
@@ -415,7 +433,7 @@ def test_telemetry_loss_ratio_and_minimum() -> None:
 def test_every_rule_is_quiet_on_a_healthy_fleet(rule: Rule) -> None:
     healthy = device(
         latest_health=HealthSample(NOW, cpu=5, memory=30, disk=40, temperature=45),
-        health_window=_window([5.0] * 10),
+        health_windows=(_window(10, 0, mean=5.0),),
         firmware_version="2.0",
         firmware_latest="2.0",
         firmware_versions_behind=0,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import random
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -371,6 +373,76 @@ def test_both_rollup_tiers_hold_the_same_numbers(tmp_path: Path) -> None:
     assert (by_metric["cpu.pct"].n, by_metric["cpu.pct"].max) == (13, 100.0)
     assert by_metric["disk./.pct"].max == 200.0
     assert by_metric["temp.soc"].avg == 40.0
+    s.close()
+
+
+def _windows_from_fine_buckets(
+    s: SqliteStore, dev: str, since: float, metrics: tuple[str, ...], over: float
+) -> list[tuple[str, int, int, float, float]]:
+    """What rollup_windows must answer, summed from the 5-minute tier bucket by bucket."""
+    sums: dict[str, list[float]] = {}
+    for r in s.rollups(dev, since):
+        if any(fnmatch.fnmatchcase(r.metric, m) for m in metrics):
+            n, o, total, peak = sums.setdefault(r.metric, [0, 0, 0.0, float("-inf")])
+            over_n = r.n if r.avg * r.n >= over * r.n else 0
+            sums[r.metric] = [n + r.n, o + over_n, total + r.avg * r.n, max(peak, r.max)]
+    return [
+        (m, int(n), int(o), round(total / n, 6), peak)
+        for m, (n, o, total, peak) in sorted(sums.items())
+    ]
+
+
+def test_rollup_windows_equal_the_fine_buckets_summed(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "w.db")
+    hour = NOW - NOW % 3600 - 4 * 3600
+    rnd = random.Random(5)
+    # four hours, a report a minute: d1 always over 90 (hours settle over), d2 always under
+    # (settle under), d3 anywhere (hours cross 90 and are read 5 minutes at a time)
+    level = {"d1": lambda: rnd.uniform(91, 100), "d2": lambda: rnd.uniform(0, 40)}
+    envs = [
+        h(k + 1, hour + 60 * k, cpu=level.get(dev, lambda: rnd.uniform(40, 55))(), dev=dev)
+        for dev in ("d1", "d2", "d3")
+        for k in range(4 * 60)
+    ]
+    s.apply(envs, hour + 4 * 3600)
+    s.rollup()
+    metrics = ("cpu.pct", "disk.*.pct")
+    for since in (hour, hour + 1, hour + 25 * 60, hour + 3600, hour + 3 * 3600 + 600, NOW):
+        got = s.rollup_windows(["d1", "d2", "d3", "nobody"], since, metrics, 90.0)
+        for dev in ("d1", "d2", "d3"):
+            want = _windows_from_fine_buckets(s, dev, since, metrics, 90.0)
+            have = [(w.metric, w.n, w.over, round(w.avg, 6), w.max) for w in got.get(dev, [])]
+            assert have == want, (dev, since - hour)
+        assert "nobody" not in got
+    first = s.rollup_windows(["d1", "d2", "d3"], hour + 25 * 60, metrics, 90.0)
+    by = {(w.device_id, w.metric): w for ws in first.values() for w in ws}
+    assert by["d1", "cpu.pct"].over == by["d1", "cpu.pct"].n == 215  # from 25 min in
+    assert by["d2", "cpu.pct"].over == 0
+    assert by["d3", "disk./.pct"].over > 0  # disk is twice the cpu: 80..110
+    crossing = [
+        r for r in s.rollups("d3", hour, coarse=True) if r.metric == "disk./.pct" and r.min < 90
+    ]
+    assert crossing and all(r.max >= 90 for r in crossing)  # hours read 5 minutes at a time
+    assert s.rollup_windows([], hour, metrics, 90.0) == {}
+    s.close()
+
+
+def test_rollup_widths_belong_to_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    SqliteStore(db, rollup_bucket=600, coarse_bucket=7200).close()
+    # an open that names no widths (an alert pass, a report) adopts the database's
+    s = SqliteStore(db)
+    assert (s.rollup_bucket, s.coarse_bucket) == (600.0, 7200.0)
+    s.close()
+    # one naming others is refused: buckets of two widths in one table are wrong figures
+    with pytest.raises(StoreError, match="rollups are in 600 s and 7200 s buckets, asked for 300"):
+        SqliteStore(db, rollup_bucket=300, coarse_bucket=3600)
+    SqliteStore(db, rollup_bucket=600, coarse_bucket=7200).close()
+    # a database no open has named widths for is read with the defaults, and not pinned
+    fresh = tmp_path / "f.db"
+    SqliteStore(fresh).close()
+    s = SqliteStore(fresh, rollup_bucket=900)
+    assert (s.rollup_bucket, s.coarse_bucket) == (900.0, 3600.0)
     s.close()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from collector.alerts.config import AlertsConfig
-from collector.alerts.model import Finding, FleetSnapshot, HealthSample
+from collector.alerts.model import Finding, FleetSnapshot, HealthSample, MetricWindow
 
 HEALTH_CPU = "health.cpu"
 HEALTH_MEMORY = "health.memory"
@@ -65,38 +65,53 @@ class HealthThresholdRule:
 
 
 class SaturationRule:
-    """A metric at or over the threshold for most of the window: the device is outgrown."""
+    """A metric at or over the threshold for most of the window: the device is outgrown.
+
+    Judged from the 5-minute rollups (`DeviceState.health_windows`): a report counts as over
+    when its bucket's mean is, so short spikes inside a calm bucket do not, and the pass costs
+    the same whatever the reporting rate. Disk is judged per mount; the worst one is reported.
+    """
 
     rule_ids = (SATURATION,)
 
     def evaluate(self, snapshot: FleetSnapshot, config: AlertsConfig) -> Iterator[Finding]:
-        start = snapshot.taken_at - config.saturation_window
         for dev in snapshot.devices:
-            window = [s for s in dev.health_window if s.ts >= start]
-            for metric in config.saturation_metrics:
-                values = [v for s in window if (v := s.metric(metric)) is not None]
-                if len(values) < config.saturation_min_points:
+            worst: dict[str, MetricWindow] = {}
+            for w in dev.health_windows:
+                if w.metric not in config.saturation_metrics:
                     continue
-                over = sum(1 for v in values if v >= config.saturation_threshold)
-                share = over / len(values)
-                if share < config.saturation_fraction:
+                if w.threshold != config.saturation_threshold:
+                    raise ValueError(
+                        f"{dev.device_id} {w.metric}: window read for {w.threshold:g}%, "
+                        f"the rule's threshold is {config.saturation_threshold:g}%"
+                    )
+                if w.reports < config.saturation_min_points:
                     continue
+                if w.share < config.saturation_fraction:
+                    continue
+                best = worst.get(w.metric)
+                if best is None or (w.share, w.mean) > (best.share, best.mean):
+                    worst[w.metric] = w
+            for metric, w in sorted(worst.items()):
+                where = f" ({w.mount})" if w.mount else ""
                 yield Finding(
                     rule_id=SATURATION,
                     device_id=dev.device_id,
                     severity="medium",
                     summary=(
-                        f"{dev.device_id} {metric} at or over {config.saturation_threshold:g}% in "
-                        f"{share:.0%} of {len(values)} reports over "
-                        f"{config.saturation_window / 3600:g} h"
+                        f"{dev.device_id} {metric}{where} at or over "
+                        f"{config.saturation_threshold:g}% in {w.share:.0%} of {w.reports} "
+                        f"reports over {config.saturation_window / 3600:g} h"
                     ),
                     evidence={
                         "metric": metric,
-                        "share": round(share, 4),
-                        "samples": len(values),
+                        "share": round(w.share, 4),
+                        "samples": w.reports,
                         "threshold": config.saturation_threshold,
                         "window_s": config.saturation_window,
-                        "mean": round(sum(values) / len(values), 2),
+                        "mean": round(w.mean, 2),
+                        "peak": round(w.peak, 2),
+                        **({"mount": w.mount} if w.mount else {}),
                     },
                     key=metric,
                 )
