@@ -236,12 +236,15 @@ def build_snapshot(
     bom_builder: BomBuilder | None = None,
     cancel: Callable[[], bool] | None = None,
     windows: WindowCache | None = None,
+    roll_up: bool = True,
 ) -> tuple[FleetSnapshot, tuple[str, ...]]:
     """Snapshot of the fleet in the collector database at `db`, plus per-device errors.
 
     `cancel` is asked between chunks of devices; when it says yes, PassCancelled is raised (a
     pass over a large fleet takes a minute, shutdown should not wait for it). `windows` keeps
-    the saturation windows from one pass to the next while they cannot have changed."""
+    the saturation windows from one pass to the next while they cannot have changed. `roll_up`
+    folds what arrived before the current bucket first; a service beside a serve loop, which
+    does that each bucket, leaves it off (two folds at once would group the same reports twice)."""
     from collector.store import open_store
 
     errors: list[str] = []
@@ -266,7 +269,8 @@ def build_snapshot(
     incomplete: set[str] = set()
     simulated_all = True
     try:
-        _roll_up(store, now, errors)
+        if roll_up:
+            _roll_up(store, now, errors)
         since = now - config.saturation_window
         key = (
             store.rollup_mark(),
@@ -360,9 +364,9 @@ def metric_window(w: Any, threshold: float) -> MetricWindow:
 
 
 def _roll_up(store: Any, now: float, errors: list[str]) -> None:
-    """Fold what arrived before the current bucket began, as the serve loop does each bucket:
-    a one-off `alerts run` then judges saturation on the same rollups as serve; under serve
-    there is nothing left to fold and this is one short read."""
+    """Fold what arrived before the current bucket began, as the serve loop does each bucket,
+    so a one-off pass (`dunewatch alerts evaluate`) judges saturation on the rollups serve
+    would have."""
     try:
         store.rollup(received_before=now - now % store.rollup_bucket)
     except Exception as exc:  # a locked or read-only database: judge on what is rolled up

@@ -311,11 +311,13 @@ def evaluate(
     bom_builder: BomBuilder | None = None,
     cancel: Callable[[], bool] | None = None,
     windows: WindowCache | None = None,
+    roll_up: bool = True,
 ) -> EvaluationResult:
     """One full pass over the collector database at `db`: snapshot, rules, lifecycle, sinks.
 
     `windows` (kept by a long-running caller) saves re-reading saturation windows that cannot
-    have changed since its last pass.
+    have changed since its last pass; `roll_up` (build_snapshot) folds fresh health into the
+    rollups first, which a caller beside a serve loop leaves to that loop.
 
     `cancel` (asked while the snapshot is built and before alerts change) ends the pass with
     PassCancelled before any alert changed.
@@ -342,6 +344,7 @@ def evaluate(
                 bom_builder=bom_builder,
                 cancel=cancel,
                 windows=windows,
+                roll_up=roll_up,
             )
         if cancel is not None and cancel():
             raise PassCancelled("alert pass cancelled before alerts were updated")

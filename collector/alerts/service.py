@@ -62,6 +62,7 @@ class AlertService:
             policy=self.policy,
             cancel=self._stop.is_set,
             windows=self._windows,
+            roll_up=False,  # the serve loop beside it folds each bucket (Collector.maintain)
         )
         self.passes += 1
         self.last_result = result
