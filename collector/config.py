@@ -41,6 +41,7 @@ listen = "127.0.0.1:9108"          # "" turns the endpoint off
 [alerts]                           # evaluate alert rules in the serve loop, deliver to sinks
 enabled = true
 every = 60                         # seconds between evaluation passes
+duty = 0.25                        # at most this share of the time in passes (0.01..1)
 config = "alerts.toml"             # thresholds (docs/alerts.md); "" = defaults
 sinks = "sinks.toml"               # [[sink]] tables: log, webhook, mqtt; "" = none
 policy = ""                        # Digital Dune Index policy TOML; "" = defaults
@@ -209,6 +210,7 @@ class AlertSettings:
 
     enabled: bool = True
     every: float = 60.0
+    duty: float = 0.25  # at most this share of the time in passes (a long pass rests longer)
     config_file: Path | None = None
     sinks_file: Path | None = None
     policy_file: Path | None = None
@@ -220,6 +222,10 @@ class AlertSettings:
             raise ConfigError(f"alerts every {self.every!r} must be a number of seconds")
         if not 1.0 <= self.every <= 86400.0:
             raise ConfigError(f"alerts every {self.every:g}s must be between 1 and 86400 seconds")
+        if isinstance(self.duty, bool) or not isinstance(self.duty, int | float):
+            raise ConfigError(f"alerts duty {self.duty!r} must be a number")
+        if not 0.01 <= self.duty <= 1.0:
+            raise ConfigError(f"alerts duty {self.duty:g} must be between 0.01 and 1")
         for name, path in (
             ("config", self.config_file),
             ("sinks", self.sinks_file),
@@ -304,7 +310,7 @@ _SECTIONS = {
         "sweep_seconds",
     },
     "metrics": {"listen"},
-    "alerts": {"enabled", "every", "config", "sinks", "policy"},
+    "alerts": {"enabled", "every", "duty", "config", "sinks", "policy"},
 }
 
 
@@ -369,6 +375,7 @@ def config_from_dict(
         alerts = AlertSettings(
             enabled=al.get("enabled", True),
             every=al.get("every", 60.0),
+            duty=al.get("duty", 0.25),
             config_file=_opt_path(rel(al.get("config"))),
             sinks_file=_opt_path(rel(al.get("sinks"))),
             policy_file=_opt_path(rel(al.get("policy"))),

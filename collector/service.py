@@ -178,6 +178,7 @@ def build_alert_service(config: CollectorConfig) -> AlertService | None:
         config=load_config(settings.config_file),
         sinks=load_sinks(settings.sinks_file) if settings.sinks_file is not None else (),
         every=settings.every,
+        duty=settings.duty,
         policy=policy,
     )
 

@@ -33,13 +33,17 @@ class AlertService:
         every: float = 60.0,
         kb: Any = None,
         policy: Any = None,
+        duty: float = 0.25,
     ) -> None:
         if every <= 0:
             raise AlertsError(f"alert evaluation interval must be positive, got {every}")
+        if not 0 < duty <= 1:
+            raise AlertsError(f"alert duty must be within (0, 1], got {duty}")
         self.db = Path(db)
         self.config = config or AlertsConfig()
         self.sinks = tuple(sinks)
         self.every = float(every)
+        self.duty = float(duty)
         self.kb = kb
         self.policy = policy
         self.passes = 0
@@ -91,18 +95,27 @@ class AlertService:
                 log.error("alert evaluation failed: %s", self.last_error)
             self.last_seconds = time.monotonic() - started
             self._note_overrun()
-            self._stop.wait(max(0.0, self.every - self.last_seconds))
+            self._stop.wait(self.rest())
+
+    def rest(self) -> float:
+        """Seconds to wait after the last pass: the rest of `every`, but at least what keeps
+        passes to `duty` of the time, so a fleet that makes passes long (100,000 devices with
+        inventories: about a minute each) does not keep a core busy with them."""
+        spent = self.last_seconds
+        return max(0.0, self.every - spent, spent / self.duty - spent)
 
     def _note_overrun(self) -> None:
-        """Say once, not every pass, when passes take longer than `every` (a large fleet):
-        they then run back to back and keep one core busy."""
-        over = self.last_seconds > self.every
+        """Say once, not every pass, when passes no longer fit `every` (a large fleet): they
+        then start `rest()` apart, or back to back with duty = 1."""
+        over = self.last_seconds + self.rest() > self.every + 1e-9
         if over and not self._overrun:
             log.warning(
-                "alerts: a pass took %.1fs, longer than [alerts] every = %gs: passes now run "
-                "back to back (raise every to leave the machine idle time)",
+                "alerts: a pass took %.1fs: the next starts %.1fs after it, not every = %gs "
+                "(passes are kept to duty = %g of the time)",
                 self.last_seconds,
+                self.rest(),
                 self.every,
+                self.duty,
             )
         elif self._overrun and not over:
             log.info(

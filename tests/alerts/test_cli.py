@@ -186,17 +186,45 @@ def test_alert_service_says_once_when_passes_overrun_every(
 ) -> None:
     from collector.alerts.service import AlertService
 
-    svc = AlertService(tmp_path / "dunewatch.db", every=60)
+    svc = AlertService(tmp_path / "dunewatch.db", every=60)  # duty 0.25: passes up to 15 s fit
     caplog.set_level(logging.INFO, logger="dunewatch.alerts")
-    for seconds in (71.0, 75.0, 30.0, 65.0):
+    for seconds in (71.0, 75.0, 10.0, 20.0):
         svc.last_seconds = seconds
         svc._note_overrun()
-    said = [(r.levelname, r.getMessage()[:30]) for r in caplog.records]
+    said = [(r.levelname, r.getMessage()[:46]) for r in caplog.records]
     assert said == [
-        ("WARNING", "alerts: a pass took 71.0s, lon"),
-        ("INFO", "alerts: passes fit in every = "),
-        ("WARNING", "alerts: a pass took 65.0s, lon"),
+        ("WARNING", "alerts: a pass took 71.0s: the next starts 213"),
+        ("INFO", "alerts: passes fit in every = 60s again (10.0s"),
+        ("WARNING", "alerts: a pass took 20.0s: the next starts 60."),
     ]
+
+
+@pytest.mark.parametrize(
+    ("every", "duty", "spent", "rest"),
+    [
+        (60, 0.25, 10.0, 50.0),  # fits: the rest of the minute
+        (60, 0.25, 20.0, 60.0),  # 20 s of every 80 s
+        (60, 0.25, 60.0, 180.0),  # a 100,000-device pass with inventories: a quarter of the time
+        (60, 1.0, 71.0, 0.0),  # duty 1: back to back
+        (15, 0.5, 3.0, 12.0),
+    ],
+)
+def test_the_alert_service_keeps_passes_to_their_duty(
+    tmp_path: Path, every: float, duty: float, spent: float, rest: float
+) -> None:
+    from collector.alerts.service import AlertService
+
+    svc = AlertService(tmp_path / "dunewatch.db", every=every, duty=duty)
+    svc.last_seconds = spent
+    assert svc.rest() == pytest.approx(rest)
+
+
+def test_the_alert_duty_is_checked(tmp_path: Path) -> None:
+    from collector.alerts.interface import AlertsError
+    from collector.alerts.service import AlertService
+
+    with pytest.raises(AlertsError, match="alert duty must be within"):
+        AlertService(tmp_path / "dunewatch.db", duty=0)
 
 
 def test_stopping_the_alert_service_cancels_a_running_pass(

@@ -155,19 +155,23 @@ def test_alerts_table_parsed_and_validated(tmp_path: Path) -> None:
     (tmp_path / "alerts.toml").write_text("[offline]\nseverity = 'critical'\n")
     doc = {
         "store": {"path": str(tmp_path / "c.db")},
-        "alerts": {"every": 5, "sinks": "sinks.toml", "config": "alerts.toml"},
+        "alerts": {"every": 5, "duty": 0.5, "sinks": "sinks.toml", "config": "alerts.toml"},
     }
     cfg = config_from_dict(doc, base=tmp_path)
-    assert cfg.alerts.enabled and cfg.alerts.every == 5
+    assert cfg.alerts.enabled and cfg.alerts.every == 5 and cfg.alerts.duty == 0.5
     assert cfg.alerts.sinks_file == tmp_path / "sinks.toml"  # relative to the config file
     svc = build_alert_service(cfg)
-    assert svc is not None and svc.every == 5.0
+    assert svc is not None and svc.every == 5.0 and svc.duty == 0.5
+    assert config_from_dict({}).alerts.duty == 0.25
     assert [s.name for s in svc.sinks] == ["log"] and svc.config.offline_severity == "critical"
     assert config_from_dict({"alerts": {"enabled": False}}).alerts.enabled is False
     assert build_alert_service(config_from_dict({"alerts": {"enabled": False}})) is None
     for bad, msg in (
         ({"every": 0}, "between 1 and 86400"),
         ({"every": "often"}, "must be a number"),
+        ({"duty": 0}, "duty 0 must be between 0.01 and 1"),
+        ({"duty": 1.5}, "duty 1.5 must be between 0.01 and 1"),
+        ({"duty": "half"}, "duty 'half' must be a number"),
         ({"enabled": "yes"}, "true or false"),
         ({"sinks": "missing.toml"}, "alerts sinks file .*missing.toml does not exist"),
         ({"colour": "red"}, r"unknown key\(s\) in \[alerts\]: colour"),
