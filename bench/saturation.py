@@ -8,6 +8,10 @@
              bucket of the window
 
 Both read the same database, 1,000 devices per query as the alert pass does, and must agree.
+A second table times the report's search for saturated runs (sbom.aging) over the same window:
+samples from `Store.saturation_rollups` (5-minute buckets only in hours where a report reached
+the threshold, one calm sample per other hour) against samples from every 5-minute bucket; the
+runs found must be the same.
 Before rollups were read, the rule parsed every raw report of the window: 72 million at
 100,000 devices reporting every 30 s over 6 hours, which no pass finishes in time.
 
@@ -33,7 +37,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from collector.report.source import samples_from_rollups  # noqa: E402
+from collector.store.interface import Rollup  # noqa: E402
 from collector.store.sqlite import SqliteStore  # noqa: E402
+from sbom.aging import find_saturation  # noqa: E402
+from sbom.policy import DunePolicy  # noqa: E402
 
 FINE, COARSE = 300, 3600
 METRICS = ("cpu.pct", "mem.pct", "disk./.pct", "temp.soc")
@@ -112,6 +120,50 @@ def ours(store: SqliteStore, ids: list[str], since: float) -> dict[str, list[tup
     }
 
 
+def report_reads(store: SqliteStore, ids: list[str], since: float) -> None:
+    """The report's search for saturated runs (sbom.aging) over the same window: samples from
+    `Store.saturation_rollups` (fine buckets only in hours where a report reached a level)
+    against samples from every fine bucket. Both must find the same runs."""
+    levels = {"cpu.pct": THRESHOLD, "mem.pct": THRESHOLD, "disk.*.pct": THRESHOLD}
+    policy = DunePolicy()
+    print(f"\n{'report: saturated runs (sbom.aging), all devices':58} {'CPU s':>7} {'wall s':>7}")
+    found = []
+    for name, read in (
+        (
+            "peer: samples from every 5-minute bucket",
+            lambda chunk: _every_bucket(store, chunk, since),
+        ),
+        (
+            "dunewatch: fine buckets of hours that reached a level",
+            lambda chunk: store.saturation_rollups(chunk, since, levels),
+        ),
+    ):
+        runs: dict[str, tuple] = {}
+        c0, w0 = time.process_time(), time.monotonic()
+        for lo in range(0, len(ids), 2000):
+            for dev, rows in read(ids[lo : lo + 2000]).items():
+                got = find_saturation(samples_from_rollups(rows), policy)
+                if got:
+                    runs[dev] = tuple((f.metric, f.start, f.end) for f in got)
+        cpu, wall = time.process_time() - c0, time.monotonic() - w0
+        found.append(runs)
+        print(f"{name:58} {cpu:>7.2f} {wall:>7.2f}")
+    assert found[0] == found[1], "the two searches disagree"
+    print(f"the two agree: {len(found[0])} devices with a saturated run of an hour or more")
+
+
+def _every_bucket(store: SqliteStore, ids: list[str], since: float) -> dict[str, list[Rollup]]:
+    out: dict[str, list[Rollup]] = {}
+    for d, b, m, n, mn, sm, mx in store.conn.execute(
+        "SELECT device_id, bucket, metric, n, min, sum, max FROM rollups "
+        "WHERE device_id IN (SELECT value FROM json_each(?)) AND bucket >= ? "
+        "AND (metric IN ('cpu.pct', 'mem.pct') OR metric GLOB 'disk.*.pct') ORDER BY 1, 2, 3",
+        (json.dumps(ids), since - since % COARSE),
+    ):
+        out.setdefault(d, []).append(Rollup(d, b, m, n, mn, sm / n, mx))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=100_000, help="simulated devices")
@@ -160,6 +212,7 @@ def main() -> int:
         assert a == b, "the two reads disagree"
         hot = sum(1 for ws in a.values() for m, n, o, *_ in ws if m == "cpu.pct" and o >= 0.8 * n)
         print(f"\nthe two agree; {hot} devices with cpu over {THRESHOLD:g} % in >= 80 % of reports")
+        report_reads(store, ids, since)
         store.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

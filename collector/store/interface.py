@@ -252,6 +252,14 @@ class Store(Protocol):
         buckets whose mean is at or over `over`. Devices without such rollups are absent."""
         ...
 
+    def saturation_rollups(
+        self, device_ids: Sequence[str], since: float, levels: Mapping[str, float]
+    ) -> dict[str, list[Rollup]]:
+        """Per device, from the coarse bucket holding `since` on, the rollups of the metrics
+        matching the GLOB patterns of `levels`: the fine buckets of each coarse bucket in which
+        one of them reached its level, the coarse bucket itself otherwise; in time order."""
+        ...
+
     def rollup_mark(self) -> str:
         """A value that changes whenever the rollups do (each step of a fold), so a reader can
         keep what it summed from them until then."""

@@ -73,7 +73,8 @@ GATEWAY: dict[str, Any] = {
 
 
 def saturated_hour(device_id: str, now: float) -> list[Envelope]:
-    """Health reports with cpu at 97 % every minute for the last hour: sustained saturation."""
+    """Health reports with cpu at 97 % every minute for the last 80 minutes: sustained
+    saturation, also in the rollups (the bucket under way is not rolled up yet)."""
     return [
         make(
             device_id,
@@ -81,9 +82,9 @@ def saturated_hour(device_id: str, now: float) -> list[Envelope]:
             2 + i,
             "health",
             {"interval": 60, "cpu": {"pct": 97.0}},
-            ts=now - 3600 + 60 * i,
+            ts=now - 4800 + 60 * i,
         )
-        for i in range(61)
+        for i in range(81)
     ]
 
 
@@ -101,8 +102,9 @@ def make_store(path: Path, now: float) -> Path:
             make("cam-1", "b1", 1, "inventory", CAMERA, ts=now),
             make("gw-1", "b1", 1, "inventory", GATEWAY, ts=now),
         ]
-        envs += saturated_hour("gw-1", now)
         store.apply(envs, now)
+        for env in saturated_hour("gw-1", now):
+            store.apply([env], env.ts + 1)  # received as sent
     finally:
         store.close()
     return path

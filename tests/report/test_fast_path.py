@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from agent.envelope import make
-from collector.report.source import StoreSource, report_from_db
+from collector.report.source import StoreSource, report_from_db, samples_from_rollups
 from sbom.aging import AgingAssessment, assess_device
 from sbom.builders.agent_inventory import AgentInventoryBuilder
 from sbom.dune import DeviceDune, fleet_dune, score_device
@@ -58,8 +58,9 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             store.ensure_device(dev_id, tags={"district": "x"}, simulated=True)
             envs.append(make(dev_id, "b1", 1, "inventory", body, ts=now))
         store.ensure_device("quiet-1", tags={"district": "x"}, simulated=True)
-        envs += saturated_hour("gw-1", now)
         store.apply(envs, now)
+        for env in saturated_hour("gw-1", now):
+            store.apply([env], env.ts + 1)  # received as sent
     finally:
         store.close()
     return path
@@ -92,7 +93,10 @@ def reference(
             except SbomError:
                 skipped.append(s.device_id)
                 continue
-            health = store.health_history(s.device_id, time.time() - 86400.0)
+            pct = policy.saturation_pct
+            levels = {"cpu.pct": pct["cpu"], "mem.pct": pct["mem"], "disk.*.pct": pct["disk"]}
+            rollups = store.saturation_rollups([s.device_id], time.time() - 86400.0, levels)
+            health = samples_from_rollups(rollups.get(s.device_id, []))
             dune = score_device(bom, policy, TODAY)
             aging = assess_device(bom, kb, health, TODAY, policy=policy, first_seen=s.first_seen)
             out[s.device_id] = (dune, aging)
