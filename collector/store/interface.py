@@ -290,16 +290,6 @@ class Store(Protocol):
         """current_inventory of several devices in one read (absent: none stored yet)."""
         ...
 
-    def latest_healths(self, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """latest_health of several devices in one read."""
-        ...
-
-    def health_histories(
-        self, device_ids: Sequence[str], since: float, until: float | None = None
-    ) -> dict[str, list[HealthPoint]]:
-        """health_history of several devices in one read (devices without points are absent)."""
-        ...
-
     def ingest_stats_by_device(self) -> dict[str, IngestStats]:
         """Every device's counters in one read (fleet-wide passes, instead of one per device)."""
         ...

@@ -1172,30 +1172,9 @@ class SqliteStore:
             device_ids,
         )
 
-    def latest_healths(self, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self._bodies(
-            "SELECT device_id, body FROM health_latest "
-            "WHERE device_id IN (SELECT value FROM json_each(?))",
-            device_ids,
-        )
-
     def _bodies(self, sql: str, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         rows = self.conn.execute(sql, (_dumps(list(device_ids)),))
         return {d: dict(stored_json(body)) for d, body in rows}
-
-    def health_histories(
-        self, device_ids: Sequence[str], since: float, until: float | None = None
-    ) -> dict[str, list[HealthPoint]]:
-        out: dict[str, list[HealthPoint]] = {}
-        rows = self.conn.execute(
-            "SELECT device_id, ts, boot_id, seq, body FROM health "
-            "WHERE device_id IN (SELECT value FROM json_each(?)) AND ts >= ? AND ts <= ? "
-            "ORDER BY device_id, ts, seq",
-            (_dumps(list(device_ids)), since, until if until is not None else float("inf")),
-        )
-        for d, ts, boot, seq, body in rows:
-            out.setdefault(d, []).append(HealthPoint(d, ts, boot, seq, stored_json(body)))
-        return out
 
     def rollup_windows(
         self,

@@ -68,13 +68,16 @@ def test_bulk_reads_equal_the_per_device_reads(store: SqliteStore) -> None:
     store.apply([h(1, NOW, dev="d2"), E.make("d3", "b", 1, "event", {"type": "x"}, ts=NOW)], NOW)
     ids = ["d1", "d2", "d3", "nobody"]
     assert store.current_inventories(ids) == {"d1": store.current_inventory("d1")}
-    assert store.latest_healths(ids) == {
+    latest = store.latest_health_points(ids)
+    assert {d: p.body for d, p in latest.items()} == {
         d: store.latest_health(d) for d in ("d1", "d2")
-    } and store.latest_healths(ids)["d1"]["cpu"] == {"pct": 3.0}
-    windows = store.health_histories(ids, NOW + 1, NOW + 2)
-    assert windows == {"d1": store.health_history("d1", NOW + 1, NOW + 2)}
-    assert [p.seq for p in windows["d1"]] == [1, 2]
-    assert store.health_histories([], 0) == {}
+    }
+    assert (latest["d1"].ts, latest["d1"].seq, latest["d1"].body["cpu"]) == (
+        NOW + 3,
+        3,
+        {"pct": 3.0},
+    )
+    assert store.latest_health_points([]) == {}
 
 
 def test_out_of_order_arrivals_fill_gaps(store: SqliteStore) -> None:
