@@ -1199,13 +1199,12 @@ class SqliteStore:
             "coarse": coarse,
         }
         params.update({f"m{i}": m for i, m in enumerate(metrics)})
-        wanted = " OR ".join(f"metric GLOB :m{i}" for i in range(len(metrics)))
         ids = "device_id IN (SELECT value FROM json_each(:ids))"
         fine_over = "CASE WHEN f.sum >= :over * f.n THEN f.n ELSE 0 END"
         rows = self.conn.execute(
             "WITH hours AS MATERIALIZED (SELECT device_id AS d, metric AS m, bucket AS b, n, "
             "min AS mn, max AS mx, sum AS sm FROM rollups_coarse "
-            f"WHERE {ids} AND bucket >= :hlo AND ({wanted})) "
+            f"WHERE {ids} AND bucket >= :hlo AND {_globs('metric', metrics)}) "
             "SELECT d, m, sum(n), sum(o), sum(sm), max(mx) FROM ("
             "SELECT d, m, n, CASE WHEN mn >= :over THEN n ELSE 0 END AS o, sm, mx FROM hours "
             "WHERE mn >= :over OR mx < :over "
@@ -1214,7 +1213,7 @@ class SqliteStore:
             "AND f.bucket < h.b + :coarse AND f.metric = h.m WHERE h.mn < :over AND h.mx >= :over "
             f"UNION ALL SELECT f.device_id, f.metric, f.n, {fine_over}, f.sum, f.max "
             f"FROM rollups f WHERE f.{ids} AND f.bucket >= :since AND f.bucket < :hlo "
-            f"AND ({wanted.replace('metric', 'f.metric')})"
+            f"AND {_globs('f.metric', metrics)}"
             ") GROUP BY d, m ORDER BY d, m",
             params,
         )
@@ -1241,19 +1240,18 @@ class SqliteStore:
         }
         params.update({f"m{i}": m for i, m in enumerate(pats)})
         params.update({f"l{i}": float(levels[m]) for i, m in enumerate(pats)})
-        wanted = " OR ".join(f"metric GLOB :m{i}" for i in range(len(pats)))
         reached = " OR ".join(f"(metric GLOB :m{i} AND max >= :l{i})" for i in range(len(pats)))
         rows = self.conn.execute(
             "WITH hours AS MATERIALIZED (SELECT device_id AS d, bucket AS b, metric AS m, n, "
             "min AS mn, max AS mx, sum AS sm, "
             f"max({reached}) OVER (PARTITION BY device_id, bucket) AS hot FROM rollups_coarse "
             "WHERE device_id IN (SELECT value FROM json_each(:ids)) AND bucket >= :hlo "
-            f"AND ({wanted})) "
+            f"AND {_globs('metric', pats)}) "
             "SELECT d, b, m, n, mn, sm, mx FROM hours WHERE NOT hot "
             "UNION ALL SELECT f.device_id, f.bucket, f.metric, f.n, f.min, f.sum, f.max "
             "FROM (SELECT DISTINCT d, b FROM hours WHERE hot) h "
             "JOIN rollups f ON f.device_id = h.d AND f.bucket >= h.b "
-            f"AND f.bucket < h.b + :coarse AND ({wanted.replace('metric', 'f.metric')}) "
+            f"AND f.bucket < h.b + :coarse AND {_globs('f.metric', pats)} "
             "ORDER BY 1, 2, 3",
             params,
         )
@@ -1418,6 +1416,11 @@ class _RollupPass:
 
 def _key(value: Any) -> tuple[str, float, str] | None:
     return None if value is None else (str(value[0]), float(value[1]), str(value[2]))
+
+
+def _globs(column: str, patterns: Sequence[str]) -> str:
+    """`column` matching any of `patterns`, bound as :m0, :m1, ... by the caller."""
+    return "(" + " OR ".join(f"{column} GLOB :m{i}" for i in range(len(patterns))) + ")"
 
 
 def _rollup_group_sql() -> str:
