@@ -9,9 +9,9 @@
 
 Both read the same database, 1,000 devices per query as the alert pass does, and must agree.
 A second table times the report's search for saturated runs (sbom.aging) over the same window:
-samples from `Store.saturation_rollups` (5-minute buckets only in hours where a report reached
-the threshold, one calm sample per other hour) against samples from every 5-minute bucket; the
-runs found must be the same.
+samples from `Store.saturation_rollups` (a metric's 5-minute buckets only in hours where one of
+its reports reached the threshold, one calm sample per other hour, nothing for a device that
+reached none) against samples from every 5-minute bucket; the runs found must be the same.
 Before rollups were read, the rule parsed every raw report of the window: 72 million at
 100,000 devices reporting every 30 s over 6 hours, which no pass finishes in time.
 

@@ -256,8 +256,9 @@ class Store(Protocol):
         self, device_ids: Sequence[str], since: float, levels: Mapping[str, float]
     ) -> dict[str, list[Rollup]]:
         """Per device, from the coarse bucket holding `since` on, the rollups of the metrics
-        matching the GLOB patterns of `levels`: the fine buckets of each coarse bucket in which
-        one of them reached its level, the coarse bucket itself otherwise; in time order."""
+        matching the GLOB patterns of `levels`: a metric's fine buckets in each coarse bucket
+        in which it reached its level, the coarse bucket itself otherwise; in time order.
+        Devices whose metrics reached no level are absent."""
         ...
 
     def rollup_mark(self) -> str:

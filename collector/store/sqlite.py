@@ -1225,33 +1225,32 @@ class SqliteStore:
     def saturation_rollups(
         self, device_ids: Sequence[str], since: float, levels: Mapping[str, float]
     ) -> dict[str, list[Rollup]]:
-        """A metric can only be at a level for a while in coarse buckets whose highest report
-        reached it: those are returned bucket by bucket, every other coarse bucket whole (it
-        still marks the time as not saturated), so a day of a calm device is 24 rows per metric
-        instead of 288 fine ones or 2,880 raw reports."""
+        """A metric can only stay at a level in coarse buckets whose highest report reached
+        it: those come bucket by bucket, every other coarse bucket whole (it still marks the
+        time as calm), and a device whose metrics reached no level in any is left out (nothing
+        of it can have been saturated). A day of a calm fleet is then read from the hourly tier
+        alone, instead of 288 fine buckets or 2,880 raw reports per device and metric."""
         if not device_ids or not levels:
             return {}
-        coarse = self.coarse_bucket
         pats = list(levels)
         params: dict[str, Any] = {
             "ids": _dumps(list(device_ids)),
-            "hlo": since - since % coarse,  # the coarse bucket holding `since`, whole
-            "coarse": coarse,
+            "hlo": since - since % self.coarse_bucket,  # the coarse bucket holding `since`
+            "coarse": self.coarse_bucket,
         }
         params.update({f"m{i}": m for i, m in enumerate(pats)})
         params.update({f"l{i}": float(levels[m]) for i, m in enumerate(pats)})
         reached = " OR ".join(f"(metric GLOB :m{i} AND max >= :l{i})" for i in range(len(pats)))
         rows = self.conn.execute(
             "WITH hours AS MATERIALIZED (SELECT device_id AS d, bucket AS b, metric AS m, n, "
-            "min AS mn, max AS mx, sum AS sm, "
-            f"max({reached}) OVER (PARTITION BY device_id, bucket) AS hot FROM rollups_coarse "
+            f"min AS mn, max AS mx, sum AS sm, ({reached}) AS hot FROM rollups_coarse "
             "WHERE device_id IN (SELECT value FROM json_each(:ids)) AND bucket >= :hlo "
-            f"AND {_globs('metric', pats)}) "
-            "SELECT d, b, m, n, mn, sm, mx FROM hours WHERE NOT hot "
+            f"AND {_globs('metric', pats)}), "
+            "busy AS MATERIALIZED (SELECT DISTINCT d FROM hours WHERE hot) "
+            "SELECT d, b, m, n, mn, sm, mx FROM hours WHERE NOT hot AND d IN busy "
             "UNION ALL SELECT f.device_id, f.bucket, f.metric, f.n, f.min, f.sum, f.max "
-            "FROM (SELECT DISTINCT d, b FROM hours WHERE hot) h "
-            "JOIN rollups f ON f.device_id = h.d AND f.bucket >= h.b "
-            f"AND f.bucket < h.b + :coarse AND {_globs('f.metric', pats)} "
+            "FROM hours h JOIN rollups f ON f.device_id = h.d AND f.bucket >= h.b "
+            "AND f.bucket < h.b + :coarse AND f.metric = h.m WHERE h.hot "
             "ORDER BY 1, 2, 3",
             params,
         )

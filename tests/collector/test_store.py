@@ -436,17 +436,19 @@ def test_saturation_rollups_are_fine_only_where_a_level_was_reached(tmp_path: Pa
     # a report a minute: cpu 95 in the first hour, 20 in the second, 20 with one 99 in the third
     cpu = [95.0] * 60 + [20.0] * 60 + [20.0] * 30 + [99.0] + [20.0] * 29
     s.apply([h(k + 1, hour + 60 * k, cpu=v) for k, v in enumerate(cpu)], hour + 3 * 3600)
+    s.apply([h(k + 1, hour + 60 * k, cpu=50.0, dev="calm") for k in range(180)], hour + 3 * 3600)
     s.rollup()
-    got = s.saturation_rollups(["d1", "nobody"], hour + 600, {"cpu.pct": 90.0, "disk.*.pct": 250})
-    assert list(got) == ["d1"]
+    levels = {"cpu.pct": 90.0, "disk.*.pct": 250}
+    got = s.saturation_rollups(["d1", "calm", "nobody"], hour + 600, levels)
+    assert list(got) == ["d1"]  # nothing of `calm` reached a level: no run to look for
     cpu_rows = [(r.bucket - hour, r.n, r.avg) for r in got["d1"] if r.metric == "cpu.pct"]
     fine = [(300.0 * k, 5, 95.0) for k in range(12)]  # the hour holding `since`, whole
     calm = [(3600.0, 60, 20.0)]  # no report reached 90: the hour in one row
     spiky = [(7200.0 + 300 * k, 5, 20.0) for k in range(12) if k != 6] + [(9000.0, 5, 35.8)]
     assert cpu_rows == sorted(fine + calm + spiky)
-    # a metric that reached no level comes the same way, beside the one that did
-    disk = [r.bucket - hour for r in got["d1"] if r.metric == "disk./.pct"]
-    assert disk == [r[0] for r in cpu_rows]
+    # a metric that reached no level comes an hour at a time, beside the one that did
+    disk = [(r.bucket - hour, r.n) for r in got["d1"] if r.metric == "disk./.pct"]
+    assert disk == [(0.0, 60), (3600.0, 60), (7200.0, 60)]
     assert s.saturation_rollups(["d1"], hour, {}) == {}
     s.close()
 
