@@ -103,13 +103,18 @@ def build(path: Path, devices: int, hours: int, start: float, hot: float, spiky:
 def peer(store: SqliteStore, ids: list[str], since: float) -> dict[str, list[tuple]]:
     wanted = " OR ".join("metric GLOB ?" for _ in WANTED)
     out: dict[str, list[tuple]] = {}
-    for d, m, n, o, sm, mx in store.conn.execute(
-        "SELECT device_id, metric, sum(n), sum(CASE WHEN sum >= ? * n THEN n ELSE 0 END), "
-        "sum(sum), max(max) FROM rollups WHERE device_id IN (SELECT value FROM json_each(?)) "
+    for d, m, n, o, sm, mx, reached in store.conn.execute(
+        "SELECT device_id, metric, sum(n) FILTER (WHERE bucket >= ?), "
+        "sum(CASE WHEN sum >= ? * n THEN n ELSE 0 END) FILTER (WHERE bucket >= ?), "
+        "sum(sum) FILTER (WHERE bucket >= ?), max(max) FILTER (WHERE bucket >= ?), max(max) "
+        "FROM rollups WHERE device_id IN (SELECT value FROM json_each(?)) "
         f"AND bucket >= ? AND ({wanted}) GROUP BY device_id, metric ORDER BY device_id, metric",
-        (THRESHOLD, json.dumps(ids), since, *WANTED),
+        (since, THRESHOLD, since, since, since, json.dumps(ids), since - since % COARSE, *WANTED),
     ):
-        out.setdefault(d, []).append((m, int(n), int(o), round(sm / n, 6), mx))
+        # a metric none of whose reports reached the threshold (from the hour holding the
+        # window's start) counts none over it: the store leaves it out
+        if reached >= THRESHOLD:
+            out.setdefault(d, []).append((m, int(n), int(o), round(sm / n, 6), mx))
     return out
 
 

@@ -123,6 +123,8 @@ class AlertsConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise AlertsError(f"{name}: must be within 0..1, got {value}")
+        if self.saturation_fraction == 0.0:  # every device would be "saturated"
+            raise AlertsError("saturation_fraction: must be above 0")
         if self.concentration_max_top1 is not None and not 0.0 < self.concentration_max_top1 <= 1.0:
             raise AlertsError(
                 "concentration.max_top1_share: must be within 0..1, "

@@ -249,7 +249,9 @@ class Store(Protocol):
     ) -> dict[str, list[RollupWindow]]:
         """Per device, each metric matching one of the GLOB patterns `metrics`, summed over the
         fine buckets from `since` on that have been rolled up; `over` counts the reports of
-        buckets whose mean is at or over `over`. Devices without such rollups are absent."""
+        buckets whose mean is at or over `over`. A metric none of whose reports reached `over`
+        (since the start of the coarse bucket holding `since`) is absent, and so is a device
+        without any metric left."""
         ...
 
     def saturation_rollups(

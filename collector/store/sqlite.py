@@ -1187,33 +1187,38 @@ class SqliteStore:
         bucket's lowest report is at or over `over`, every fine bucket in it is; when its highest
         is under, none is. Only the window's first, partial coarse bucket and the coarse buckets
         that cross `over` are read bucket by bucket (a 6-hour window: ~6 coarse rows per metric
-        instead of 72 fine ones)."""
+        instead of 72 fine ones), and only for metrics that reached `over` at all: the others,
+        most of a fleet, would count no report over it."""
         if not device_ids or not metrics:
             return {}
         coarse = self.coarse_bucket
         params: dict[str, Any] = {
             "ids": _dumps(list(device_ids)),
             "since": since,
+            "hfloor": since - since % coarse,  # the coarse bucket holding `since`
             "hlo": -(-since // coarse) * coarse,  # first coarse bucket wholly in the window
             "over": over,
             "coarse": coarse,
         }
         params.update({f"m{i}": m for i, m in enumerate(metrics)})
-        ids = "device_id IN (SELECT value FROM json_each(:ids))"
         fine_over = "CASE WHEN f.sum >= :over * f.n THEN f.n ELSE 0 END"
         rows = self.conn.execute(
             "WITH hours AS MATERIALIZED (SELECT device_id AS d, metric AS m, bucket AS b, n, "
-            "min AS mn, max AS mx, sum AS sm FROM rollups_coarse "
-            f"WHERE {ids} AND bucket >= :hlo AND {_globs('metric', metrics)}) "
+            "min AS mn, max AS mx, sum AS sm, "
+            "max(max) OVER (PARTITION BY device_id, metric) AS peak FROM rollups_coarse "
+            "WHERE device_id IN (SELECT value FROM json_each(:ids)) AND bucket >= :hfloor "
+            f"AND {_globs('metric', metrics)}), "
+            "live AS MATERIALIZED (SELECT DISTINCT d, m FROM hours WHERE peak >= :over) "
             "SELECT d, m, sum(n), sum(o), sum(sm), max(mx) FROM ("
             "SELECT d, m, n, CASE WHEN mn >= :over THEN n ELSE 0 END AS o, sm, mx FROM hours "
-            "WHERE mn >= :over OR mx < :over "
+            "WHERE peak >= :over AND b >= :hlo AND (mn >= :over OR mx < :over) "
             f"UNION ALL SELECT f.device_id, f.metric, f.n, {fine_over}, f.sum, f.max "
             "FROM hours h JOIN rollups f ON f.device_id = h.d AND f.bucket >= h.b "
-            "AND f.bucket < h.b + :coarse AND f.metric = h.m WHERE h.mn < :over AND h.mx >= :over "
+            "AND f.bucket < h.b + :coarse AND f.metric = h.m "
+            "WHERE h.b >= :hlo AND h.mn < :over AND h.mx >= :over "
             f"UNION ALL SELECT f.device_id, f.metric, f.n, {fine_over}, f.sum, f.max "
-            f"FROM rollups f WHERE f.{ids} AND f.bucket >= :since AND f.bucket < :hlo "
-            f"AND {_globs('f.metric', metrics)}"
+            "FROM live l JOIN rollups f ON f.device_id = l.d AND f.metric = l.m "
+            "AND f.bucket >= :since AND f.bucket < :hlo"
             ") GROUP BY d, m ORDER BY d, m",
             params,
         )

@@ -57,6 +57,7 @@ def test_toml_overrides(tmp_path: Path) -> None:
         ("[alerts.health.gpu]\nwarn = 1\n", "alerts.health.gpu: expected a table for one of"),
         ('[alerts.saturation]\nwindow = "forever"\n', "alerts.saturation.window: expected a dur"),
         ("[alerts.saturation]\nfraction = 1.5\n", "saturation_fraction: must be within 0..1"),
+        ("[alerts.saturation]\nfraction = 0\n", "saturation_fraction: must be above 0"),
         ('[alerts.dune]\ngrade = "F"\n', "dune.grade: 'F' not one of"),
         ('[alerts.dune]\ncritical_layers = ["gpu"]\n', r"critical_layers: unknown \['gpu'\]"),
         ("[alerts.telemetry]\nmin_lost = 0\n", "telemetry_min_lost: must be at least 1"),

@@ -365,13 +365,17 @@ def test_a_device_with_a_broken_stored_inventory_is_the_only_one_incomplete(
     conn.execute("UPDATE inventory_current SET hash = 'bad' WHERE device_id = 'cam-2'")
     conn.commit()
     conn.close()
+    st = open_store(db)
+    st.apply([health("cam-3", 3, NOW - 4, 95.0)], NOW - 4)
+    st.close()
     snap, errors = _snapshot(db)
     assert snap.incomplete == {"cam-2"} and len(errors) == 1 and "cam-2" in errors[0]
     by_id = {d.device_id: d for d in snap.devices}
     assert set(by_id) == {"cam-1", "cam-3"}
-    assert by_id["cam-3"].latest_health is not None and by_id["cam-3"].latest_health.cpu == 20.0
+    assert by_id["cam-3"].latest_health is not None and by_id["cam-3"].latest_health.cpu == 95.0
+    # read one by one too: cam-3's window (a spike to 95 beside 20 in one bucket: mean 57.5)
     (cpu,) = [w for w in by_id["cam-3"].health_windows if w.metric == "cpu"]
-    assert (cpu.reports, cpu.over, cpu.mean) == (1, 0, 20.0)
+    assert (cpu.reports, cpu.over, cpu.mean, cpu.peak) == (2, 0, 57.5, 95.0)
     assert len(by_id["cam-1"].components) == 2
 
 
