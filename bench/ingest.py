@@ -374,6 +374,7 @@ class Collector:
         reader: str,
         workdir: Path,
         read_pause_ms: int | None = None,
+        alerts_every: float | None = None,
     ) -> None:
         self.metrics = free_port()
         pwfile = workdir / "collector.pw"
@@ -383,6 +384,7 @@ class Collector:
         conf.write_text(
             f'[ingest]\nworkers = {workers}\nreader = "{reader}"\n{pause}'
             "[liveness]\nsweep_seconds = 5\n"
+            + ("" if alerts_every is None else f"[alerts]\nevery = {alerts_every:g}\n")
         )
         self.cmd = [
             sys.executable,
@@ -519,6 +521,12 @@ def main() -> int:
         default=None,
         help="the collector's ingest read_pause_ms (default: its own default)",
     )
+    ap.add_argument(
+        "--alerts-every",
+        type=float,
+        default=None,
+        help="seconds between the serve loop's alert passes (default: its own default, 60)",
+    )
     args = ap.parse_args()
 
     total = args.devices * args.per_device
@@ -526,7 +534,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     broker = Broker(work)
     db = work / "collector.db"
-    coll = Collector(broker.port, db, args.workers, args.reader, work, args.read_pause_ms)
+    coll = Collector(
+        broker.port, db, args.workers, args.reader, work, args.read_pause_ms, args.alerts_every
+    )
     rows: list[tuple[str, float, float, float]] = []
     try:
         warm = 0  # reports each device sent before the live stream
