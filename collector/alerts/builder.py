@@ -340,8 +340,9 @@ class WindowCache:
     windows: dict[str, tuple[MetricWindow, ...]] = field(default_factory=dict)
 
 
-# saturation metric -> the rollup metrics (GLOB patterns) it is judged on
+# saturation metric -> the rollup metrics (GLOB patterns) it is judged on, and back
 ROLLUP_METRICS = {"cpu": "cpu.pct", "memory": "mem.pct", "disk": "disk.*.pct"}
+_METRIC_OF = {pattern: m for m, pattern in ROLLUP_METRICS.items() if "*" not in pattern}
 
 
 def metric_window(w: Any, threshold: float) -> MetricWindow:
@@ -350,7 +351,7 @@ def metric_window(w: Any, threshold: float) -> MetricWindow:
     if name.startswith("disk.") and name.endswith(".pct"):
         metric, mount = "disk", name[len("disk.") : -len(".pct")]
     else:
-        metric = {"cpu.pct": "cpu", "mem.pct": "memory"}.get(name, name)
+        metric = _METRIC_OF.get(name, name)
         mount = None
     return MetricWindow(
         metric=metric,
@@ -424,8 +425,6 @@ class _Reads:
             return latest.get(dev_id), self.windows.get(dev_id, ()), inventories.get(dev_id)
         st = self.store
         windows = self._windows([dev_id]).get(dev_id, ())
-        if windows:
-            self.windows[dev_id] = windows
         point = st.latest_health_points([dev_id]).get(dev_id)
         return point, windows, st.current_inventory(dev_id)
 
