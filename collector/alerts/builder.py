@@ -43,6 +43,11 @@ CHUNK = 1000
 BomBuilder = Callable[[Any, Mapping[str, Any]], Any]
 
 
+# The sections of a health report that health_sample reads: the pass asks the store for these
+# alone (at 100,000 devices, decoding whole reports was a quarter of a pass).
+HEALTH_SECTIONS = ("cpu", "mem", "disk", "temp")
+
+
 def health_sample(ts: float, body: Mapping[str, Any]) -> HealthSample:
     """Flatten one health body (docs/protocol.md): fullest disk, hottest sensor."""
 
@@ -401,7 +406,7 @@ class _Reads:
         self.windows: dict[str, tuple[MetricWindow, ...]] = {}
         try:
             self.bulk: tuple[Mapping[str, Any], Mapping[str, Any]] | None = (
-                store.latest_health_points(ids),
+                store.latest_health_points(ids, HEALTH_SECTIONS),
                 store.current_inventories(ids),
             )
             if cached is not None:
@@ -425,7 +430,7 @@ class _Reads:
             return latest.get(dev_id), self.windows.get(dev_id, ()), inventories.get(dev_id)
         st = self.store
         windows = self._windows([dev_id]).get(dev_id, ())
-        point = st.latest_health_points([dev_id]).get(dev_id)
+        point = st.latest_health_points([dev_id], HEALTH_SECTIONS).get(dev_id)
         return point, windows, st.current_inventory(dev_id)
 
 

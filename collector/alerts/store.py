@@ -36,6 +36,8 @@ from collector.alerts.model import (
 from collector.store.sqlite import stored_json
 
 SCHEMA_VERSION = 1
+# A pass takes a telemetry-loss sample once the newest is this share of the window old.
+LOSS_SAMPLE_SPACING = 1 / 12
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts_schema (version INTEGER NOT NULL);
@@ -108,6 +110,7 @@ CREATE TABLE IF NOT EXISTS alert_loss_samples (
     dropped INTEGER NOT NULL,
     PRIMARY KEY (device_id, ts)
 );
+CREATE INDEX IF NOT EXISTS alert_loss_samples_ts ON alert_loss_samples (ts);
 """
 
 _ALERT_COLUMNS = (
@@ -618,18 +621,24 @@ class AlertStore:
     ) -> dict[str, LossCounts]:
         """Turn cumulative (accepted, gap, dropped) counters into counts over the last `window`.
 
-        The collector's counters only grow; a sample per device and pass is kept here, and the
-        newest sample at least `window` old is the baseline. Until one exists, the counts since
-        the device was first seen are used. One transaction for the whole fleet.
+        The collector's counters only grow; samples of every device are kept here, and a
+        device's newest sample at least `window` old is its baseline. Until one exists, the
+        counts since the device was first seen are used. One transaction for the whole fleet.
+
+        A pass samples only when the newest samples are LOSS_SAMPLE_SPACING of a window old,
+        so a baseline is at most that much older than the window (`LossCounts.window` says
+        by how much) and a device keeps about 13 samples: a sample every pass (every minute)
+        kept 61 per device, 6 million rows at 100,000 devices, each pass scanning them all.
         """
-        out: dict[str, LossCounts] = {}
         cutoff = now - window
         conn = self.db.conn
         with self.transaction():
-            conn.executemany(
-                "INSERT OR REPLACE INTO alert_loss_samples VALUES (?, ?, ?, ?, ?)",
-                [(dev, now, a, g, d) for dev, (a, g, d) in counters.items()],
-            )
+            (newest,) = conn.execute("SELECT max(ts) FROM alert_loss_samples").fetchone()
+            if newest is None or not 0 <= now - newest < window * LOSS_SAMPLE_SPACING:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO alert_loss_samples VALUES (?, ?, ?, ?, ?)",
+                    [(dev, now, a, g, d) for dev, (a, g, d) in counters.items()],
+                )
             base: dict[str, tuple[float, int, int, int]] = {}
             for dev, ts, a, g, d in conn.execute(
                 "SELECT device_id, max(ts), accepted, gap, dropped FROM alert_loss_samples "
@@ -637,13 +646,14 @@ class AlertStore:
                 (cutoff,),
             ):
                 base[dev] = (ts, a, g, d)
-            # keep only the baseline and newer samples
+            # keep only each device's baseline and newer samples (older ones: by the ts index)
             conn.execute(
-                "DELETE FROM alert_loss_samples WHERE ts < (SELECT max(s.ts) FROM "
-                "alert_loss_samples s WHERE s.device_id = alert_loss_samples.device_id "
-                "AND s.ts <= ?)",
-                (cutoff,),
+                "DELETE FROM alert_loss_samples WHERE ts < ? AND (device_id, ts) NOT IN "
+                "(SELECT device_id, max(ts) FROM alert_loss_samples WHERE ts <= ? "
+                "GROUP BY device_id)",
+                (cutoff, cutoff),
             )
+        out: dict[str, LossCounts] = {}
         for dev, (a, g, d) in counters.items():
             b = base.get(dev)
             if b is None:

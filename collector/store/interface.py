@@ -268,8 +268,14 @@ class Store(Protocol):
         keep what it summed from them until then."""
         ...
 
-    def latest_health_points(self, device_ids: Sequence[str]) -> dict[str, HealthPoint]:
-        """Latest health report of several devices, with its timestamp, in one read."""
+    def latest_health_points(
+        self, device_ids: Sequence[str], sections: Sequence[str] | None = None
+    ) -> dict[str, HealthPoint]:
+        """Latest health report of several devices, with its timestamp, in one read.
+
+        With `sections`, the body holds only those top-level sections (the ones present): a
+        reader that needs four numbers of a 100,000-device fleet need not decode whole
+        reports."""
         ...
 
     def transitions(

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlite_utils import Database
 
@@ -901,11 +902,11 @@ class SqliteStore:
         """Fold raw health rows not yet rolled up into both rollup tiers (min/avg/max per
         bucket); return the number of raw rows read.
 
-        Each stored message is parsed three times (the scalar metrics in one multi-path
-        json_extract, then the disk and temperature sections), where reading the `body` column
-        once per metric parsed it about twenty times; the coarse tier is folded from the fine
-        tier's groups. Up to ROLLUP_READ_MAX reports are grouped at once, without the write
-        lock; the groups are merged ROLLUP_CHUNK at a time, so each write transaction is short.
+        Each stored message is parsed once (a multi-path json_extract of the scalar metrics and
+        the disk and temperature sections), where reading the `body` column once per metric
+        parsed it about twenty times; the coarse tier is folded from the fine tier's groups.
+        Up to ROLLUP_READ_MAX reports are grouped at once, without the write lock; the groups
+        are merged ROLLUP_CHUNK at a time, so each write transaction is short.
 
         Merging a (device, bucket, metric) group costs about as much as reading a report, so a
         pass that sees one or two reports per group (every minute, at city scale) costs twice
@@ -926,6 +927,17 @@ class SqliteStore:
             "CREATE TEMP TABLE IF NOT EXISTS rollup_groups (d TEXT, bucket REAL, m TEXT, "
             "n INTEGER, mn, mx, sm, PRIMARY KEY (d, bucket, m)) WITHOUT ROWID"
         )
+        scalars = range(len(_ROLLUP_SCALARS))
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS rollup_reports (d TEXT, bucket REAL, a TEXT, "
+            + ", ".join(f"v{i}" for i in scalars)
+            + ")"
+        )
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS rollup_scalars (d TEXT, bucket REAL, "
+            + ", ".join(f"n{i}, mn{i}, mx{i}, sm{i}" for i in scalars)
+            + ")"
+        )
         while True:
             lo = self._rolled_id()
             started = self._rollup_progress()
@@ -944,7 +956,9 @@ class SqliteStore:
             # read phase: group the whole range in the connection's own temporary table, with
             # no write lock on the database
             conn.execute("DELETE FROM temp.rollup_groups")
-            conn.execute(_rollup_group_sql(), {"lo": pass_.lo, "hi": pass_.hi, "b": pass_.fine})
+            params = {"lo": pass_.lo, "hi": pass_.hi, "b": pass_.fine}
+            for sql in _ROLLUP_GROUP:
+                conn.execute(sql, params)
             # write phase: merge the groups in key order, ROLLUP_CHUNK per transaction; each
             # records how far it got, so a pass cut short resumes without counting twice
             if not self._merge_groups(pass_):
@@ -1072,11 +1086,21 @@ class SqliteStore:
     )
 
     @staticmethod
-    def _summary(row: Sequence[Any]) -> DeviceSummary:
+    def _summary(
+        row: Sequence[Any], tags: dict[str, dict[str, str]] | None = None
+    ) -> DeviceSummary:
+        """`tags` memoizes decoded tag sets across one read: a fleet repeats a few hundred."""
+        if tags is None:
+            decoded = json.loads(row[2])
+        else:
+            known = tags.get(row[2])
+            if known is None:
+                known = tags[row[2]] = json.loads(row[2])
+            decoded = dict(known)  # each summary owns its dict
         return DeviceSummary(
             device_id=row[0],
             status=row[1],
-            tags=json.loads(row[2]),
+            tags=decoded,
             last_seen=row[3],
             first_seen=row[4],
             source=row[5],
@@ -1108,7 +1132,8 @@ class SqliteStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY device_id"
-        return [self._summary(r) for r in self.conn.execute(sql, params)]
+        memo: dict[str, dict[str, str]] = {}
+        return [self._summary(r, memo) for r in self.conn.execute(sql, params)]
 
     def device(self, device_id: str) -> DeviceDetail | None:
         row = self.conn.execute(
@@ -1270,13 +1295,35 @@ class SqliteStore:
         ).fetchall()
         return json.dumps(rows)
 
-    def latest_health_points(self, device_ids: Sequence[str]) -> dict[str, HealthPoint]:
+    def latest_health_points(
+        self, device_ids: Sequence[str], sections: Sequence[str] | None = None
+    ) -> dict[str, HealthPoint]:
+        ids = _dumps(list(device_ids))
+        if sections is None:
+            rows = self.conn.execute(
+                "SELECT device_id, ts, boot_id, seq, body FROM health_latest "
+                "WHERE device_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            )
+            return {r[0]: HealthPoint(r[0], r[1], r[2], r[3], stored_json(r[4])) for r in rows}
+        names = list(sections)
+        bad = [n for n in names if not _SECTION_NAME.fullmatch(n)]
+        if not names or bad:
+            raise StoreError(f"latest_health_points: bad section names {names!r}")
+        # one multi-path extract: the message is parsed once and only the sections come back
+        # (one path alone would return the bare value, not a one-element array)
+        paths = ", ".join("?" for _ in range(max(2, len(names))))
         rows = self.conn.execute(
-            "SELECT device_id, ts, boot_id, seq, body FROM health_latest "
+            f"SELECT device_id, ts, boot_id, seq, json_extract(msg, {paths}) FROM health_latest "
             "WHERE device_id IN (SELECT value FROM json_each(?))",
-            (_dumps(list(device_ids)),),
+            (*(f"$.body.{n}" for n in (*names, *names)[: max(2, len(names))]), ids),
         )
-        return {r[0]: HealthPoint(r[0], r[1], r[2], r[3], stored_json(r[4])) for r in rows}
+        out = {}
+        for r in rows:
+            values = stored_json(r[4])
+            body = {n: v for n, v in zip(names, values, strict=False) if v is not None}
+            out[r[0]] = HealthPoint(r[0], r[1], r[2], r[3], body)
+        return out
 
     def rollups(self, device_id: str, since: float, coarse: bool = False) -> list[Rollup]:
         table = "rollups_coarse" if coarse else "rollups"
@@ -1319,7 +1366,7 @@ class SqliteStore:
         rows = self.conn.execute(
             "SELECT device_id, accepted, rejected, duplicate, gap, dropped FROM ingest_stats"
         )
-        return {r[0]: IngestStats(r[0], *(int(v or 0) for v in r[1:])) for r in rows}
+        return {r[0]: IngestStats(*r) for r in rows}  # NOT NULL integer columns
 
     def status_counts(self) -> dict[str, int]:
         counts = {s: 0 for s in STATUSES}
@@ -1358,6 +1405,7 @@ ROLLUP_READ_MAX = 2_000_000
 ROLLUP_CHUNK = 50_000
 _MAX_ID = 2**63 - 1
 # Rolled-up scalar metrics: name, JSON path inside the health body.
+_SECTION_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ROLLUP_SCALARS: tuple[tuple[str, str], ...] = (
     ("cpu.pct", "cpu.pct"),
     ("cpu.load1", "cpu.load1"),
@@ -1427,25 +1475,65 @@ def _globs(column: str, patterns: Sequence[str]) -> str:
     return "(" + " OR ".join(f"{column} GLOB :m{i}" for i in range(len(patterns))) + ")"
 
 
-def _rollup_group_sql() -> str:
-    """Group every numeric rollup metric of health ids (:lo, :hi] per (device, :b bucket).
-
-    Each stored message is parsed three times: the scalar metrics in one multi-path
-    json_extract, then the disk and temperature sections."""
-    scalars = ", ".join(f"'$.body.{path}'" for _, path in _ROLLUP_SCALARS)
-    name_of = " ".join(f"WHEN {i} THEN '{name}'" for i, (name, _) in enumerate(_ROLLUP_SCALARS))
-    rng = "h.id > :lo AND h.id <= :hi"
+def _number(value: str, doc: str, path: str) -> str:
+    """SQL: `value` (json_extract(doc, path), computed once by the caller) if that is a JSON
+    number, else NULL. json_extract reads true and false as 1 and 0, so only those two values
+    are checked again with json_type; reading every value as JSON text (`->`) cost more than
+    the whole grouping."""
     return (
-        "INSERT INTO temp.rollup_groups "
-        "SELECT d, CAST(ts / :b AS INTEGER) * :b, m, count(v), min(v), max(v), sum(v) FROM ("
-        f"SELECT h.device_id AS d, h.ts AS ts, CASE j.key {name_of} END AS m, j.value AS v "
-        f"FROM health h, json_each(json_extract(h.msg, {scalars})) j "
-        f"WHERE {rng} AND j.type IN ('integer', 'real') "
-        "UNION ALL SELECT h.device_id, h.ts, 'disk.' || j.key || '.pct', "
-        "json_extract(j.value, '$.pct') FROM health h, json_each(h.msg, '$.body.disk') j "
-        f"WHERE {rng} AND j.type = 'object' "
-        "UNION ALL SELECT h.device_id, h.ts, 'temp.' || j.key, j.value "
-        "FROM health h, json_each(h.msg, '$.body.temp') j "
-        f"WHERE {rng} AND j.type IN ('integer', 'real')"
-        ") WHERE typeof(v) IN ('integer', 'real') GROUP BY 1, 2, 3"
+        f"CASE WHEN typeof({value}) = 'real' OR (typeof({value}) = 'integer' AND "
+        f"({value} NOT IN (0, 1) OR json_type({doc}, '{path}') = 'integer')) THEN {value} END"
     )
+
+
+# Keeps SQLite from merging a subquery into the query around it, which would evaluate each of
+# its expressions (a JSON parse) once per use instead of once per row.
+_ONCE = "LIMIT -1 OFFSET 0"
+
+
+def _rollup_group_statements() -> tuple[str, ...]:
+    """Group every numeric rollup metric of health ids (:lo, :hi] per (device, :b bucket) into
+    temp.rollup_groups.
+
+    Each stored message is parsed once, into a short array of the scalar metrics and the disk
+    and temperature sections. The scalars are grouped per (device, bucket), one row of
+    aggregates, and only then turned into a row per metric: sorting a row per metric and report
+    cost more than the parsing did."""
+    paths = ", ".join(f"'$.body.{path}'" for _, path in _ROLLUP_SCALARS)
+    n = len(_ROLLUP_SCALARS)
+    raw = ", ".join(f"json_extract(a, '$[{i}]') AS x{i}" for i in range(n))
+    typed = ", ".join(_number(f"x{i}", "a", f"$[{i}]") for i in range(n))
+    aggs = ", ".join(f"count(v{i}), min(v{i}), max(v{i}), sum(v{i})" for i in range(n))
+    per_metric = " UNION ALL ".join(
+        f"SELECT d, bucket, '{name}', n{i}, mn{i}, mx{i}, sm{i} FROM temp.rollup_scalars "
+        f"WHERE n{i} > 0"
+        for i, (name, _) in enumerate(_ROLLUP_SCALARS)
+    )
+    return (
+        "DELETE FROM temp.rollup_reports",
+        "DELETE FROM temp.rollup_scalars",
+        f"INSERT INTO temp.rollup_reports SELECT d, bucket, a, {typed} FROM ("
+        f"SELECT d, bucket, a, {raw} FROM ("
+        "SELECT device_id AS d, CAST(ts / :b AS INTEGER) * :b AS bucket, "
+        f"json_extract(msg, {paths}, '$.body.disk', '$.body.temp') AS a "
+        f"FROM health WHERE id > :lo AND id <= :hi {_ONCE}) {_ONCE})",
+        f"INSERT INTO temp.rollup_scalars SELECT d, bucket, {aggs} "
+        "FROM temp.rollup_reports GROUP BY d, bucket",
+        f"INSERT INTO temp.rollup_groups {per_metric}",
+        "INSERT INTO temp.rollup_groups "
+        "SELECT d, bucket, m, count(v), min(v), max(v), sum(v) FROM ("
+        f"SELECT d, bucket, m, {_number('x', 'o', '$.pct')} AS v FROM ("
+        "SELECT r.d AS d, r.bucket AS bucket, 'disk.' || j.key || '.pct' AS m, j.value AS o, "
+        "json_extract(j.value, '$.pct') AS x "
+        f"FROM temp.rollup_reports r, json_each(r.a, '$[{n}]') j "
+        f"WHERE j.type = 'object' {_ONCE}) "
+        "UNION ALL SELECT r.d, r.bucket, 'temp.' || j.key, j.value "
+        f"FROM temp.rollup_reports r, json_each(r.a, '$[{n + 1}]') j "
+        "WHERE j.type IN ('integer', 'real')"
+        ") WHERE v IS NOT NULL GROUP BY 1, 2, 3",
+        "DELETE FROM temp.rollup_reports",
+        "DELETE FROM temp.rollup_scalars",
+    )
+
+
+_ROLLUP_GROUP: Final = _rollup_group_statements()

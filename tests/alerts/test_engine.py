@@ -219,6 +219,23 @@ def test_telemetry_loss_counts_only_the_window(store: AlertStore) -> None:
     assert n == 3  # baseline (NOW + 3700), NOW + 5500, NOW + 7400
 
 
+def test_telemetry_loss_samples_stay_few_with_a_pass_every_minute(store: AlertStore) -> None:
+    # passes every minute over three hours: samples are taken every 5 minutes of a 1-hour
+    # window, so a device keeps about 13 and its baseline is at most 5 minutes past the window
+    hour = 3600.0
+    fleet = [f"cam-{i}" for i in range(3)]
+    for k in range(181):
+        counters = {d: (20 * k, k // 30, 0) for d in fleet}  # a gap every 30 minutes
+        got = store.loss_in_windows(NOW + 60 * k, hour, counters)
+        (n,) = store.db.execute("SELECT count(*) FROM alert_loss_samples").fetchone()
+        assert n <= 14 * len(fleet)
+        if k * 60 >= hour + 300:
+            c = got["cam-0"]
+            assert c.window is not None and hour <= c.window <= hour + 300
+            assert c.accepted == 20 * c.window / 60  # exactly the reports since the baseline
+            assert c.gap in (1, 2)
+
+
 def test_locked_database_is_one_clear_error_and_loses_nothing(db_path: Path) -> None:
     s = AlertStore(db_path, busy_timeout_ms=100)
     (a,) = process(offline("cam-1"), s, CFG, NOW).opened

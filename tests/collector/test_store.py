@@ -78,6 +78,17 @@ def test_bulk_reads_equal_the_per_device_reads(store: SqliteStore) -> None:
         {"pct": 3.0},
     )
     assert store.latest_health_points([]) == {}
+    # only the sections asked for, decoded from one parse of the stored report
+    part = store.latest_health_points(ids, ("cpu", "temp", "mem"))
+    assert {d: p.body for d, p in part.items()} == {
+        d: {k: v for k, v in latest[d].body.items() if k in ("cpu", "temp")} for d in latest
+    }
+    assert (part["d1"].ts, part["d1"].seq) == (latest["d1"].ts, latest["d1"].seq)
+    one = store.latest_health_points(["d1"], ("cpu",))
+    assert one["d1"].body == {"cpu": {"pct": 3.0}}
+    for bad in ((), ("cpu", "x') --")):
+        with pytest.raises(StoreError, match="bad section names"):
+            store.latest_health_points(ids, bad)
 
 
 def test_out_of_order_arrivals_fill_gaps(store: SqliteStore) -> None:
@@ -162,6 +173,53 @@ def test_rollups_and_retention_keep_the_numbers(store: SqliteStore) -> None:
     cpu = {(r.bucket, r.metric): r for r in store.rollups("d1", 0)}[(base, "cpu.pct")]
     assert (cpu.n, cpu.min, cpu.avg, cpu.max) == (5, 10.0, 32.0, 60.0)
     assert store.prune(NOW + 300) == 0 and store.rollup() == 0  # idempotent
+
+
+def test_rollups_fold_every_metric_and_numbers_only(store: SqliteStore) -> None:
+    # one parse per report feeds every metric; a true, a string, null or an object where a
+    # number belongs is no sample (true must not count as 1), and ints, negatives and
+    # exponents are numbers
+    base = NOW - NOW % 300
+    bodies: list[dict[str, Any]] = [
+        {
+            "interval": 10,
+            "cpu": {"pct": 12, "load1": 0.5},
+            "mem": {"pct": 40.5, "swap_pct": -0.0},
+            "procs": 80,
+            "agent": {"rss": 1.5e1},
+            "disk": {"/": {"pct": 50}, "/data": {"pct": 70.25}, "/odd": {"pct": "full"}},
+            "temp": {"soc": 41, "board": True},
+        },
+        {
+            "interval": 10,
+            "cpu": {"pct": True, "load1": "high"},
+            "mem": {"pct": None, "swap_pct": {"x": 1}},
+            "procs": 90,
+            "agent": {"rss": 16},
+            "disk": {"/": {"pct": 60}, "/data": 5},
+            "temp": {"soc": -5.5, "board": "n/a"},
+        },
+        {"interval": 10, "cpu": {"pct": 30.0}, "disk": {"/": {"pct": False}}, "temp": {}},
+    ]
+    store.apply(
+        [E.make("d1", "b1", i + 1, "health", b, ts=base + 10 * i) for i, b in enumerate(bodies)],
+        base + 40,
+    )
+    assert store.rollup() == 3
+    got = {r.metric: (r.n, r.min, r.avg, r.max) for r in store.rollups("d1", 0)}
+    assert got == {
+        "cpu.pct": (2, 12.0, 21.0, 30.0),
+        "cpu.load1": (1, 0.5, 0.5, 0.5),
+        "mem.pct": (1, 40.5, 40.5, 40.5),
+        "mem.swap_pct": (1, 0.0, 0.0, 0.0),
+        "procs": (2, 80.0, 85.0, 90.0),
+        "agent.rss": (2, 15.0, 15.5, 16.0),
+        "disk./.pct": (2, 50.0, 55.0, 60.0),
+        "disk./data.pct": (1, 70.25, 70.25, 70.25),
+        "temp.soc": (2, -5.5, 17.75, 41.0),
+    }
+    coarse = {r.metric: (r.n, r.min, r.avg, r.max) for r in store.rollups("d1", 0, coarse=True)}
+    assert coarse == got
 
 
 def test_a_rollup_pass_can_stop_at_a_receive_time(store: SqliteStore) -> None:
