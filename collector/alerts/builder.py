@@ -43,47 +43,6 @@ CHUNK = 1000
 BomBuilder = Callable[[Any, Mapping[str, Any]], Any]
 
 
-# The sections of a health report that health_sample reads: the pass asks the store for these
-# alone (at 100,000 devices, decoding whole reports was a quarter of a pass).
-HEALTH_SECTIONS = ("cpu", "mem", "disk", "temp")
-
-
-def health_sample(ts: float, body: Mapping[str, Any]) -> HealthSample:
-    """Flatten one health body (docs/protocol.md): fullest disk, hottest sensor."""
-
-    def num(v: object) -> float | None:
-        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-    def pct(section: object) -> float | None:
-        return num(section.get("pct")) if isinstance(section, Mapping) else None
-
-    disk: float | None = None
-    mount: str | None = None
-    disks = body.get("disk")
-    if isinstance(disks, Mapping):
-        for name, sec in disks.items():
-            p = pct(sec)
-            if p is not None and (disk is None or p > disk):
-                disk, mount = p, str(name)
-    temp: float | None = None
-    sensor: str | None = None
-    temps = body.get("temp")
-    if isinstance(temps, Mapping):
-        for name, value in temps.items():
-            t = num(value)
-            if t is not None and (temp is None or t > temp):
-                temp, sensor = t, str(name)
-    return HealthSample(
-        ts=ts,
-        cpu=pct(body.get("cpu")),
-        memory=pct(body.get("mem")),
-        disk=disk,
-        disk_mount=mount,
-        temperature=temp,
-        temperature_sensor=sensor,
-    )
-
-
 def default_bom_builder(kb: Any) -> BomBuilder:
     """Stored inventory (agent or SNMP, same format) -> DeviceBom, classified through `kb`.
 
@@ -406,7 +365,7 @@ class _Reads:
         self.windows: dict[str, tuple[MetricWindow, ...]] = {}
         try:
             self.bulk: tuple[Mapping[str, Any], Mapping[str, Any]] | None = (
-                store.latest_health_points(ids, HEALTH_SECTIONS),
+                store.latest_health_headlines(ids),
                 store.current_inventories(ids),
             )
             if cached is not None:
@@ -423,15 +382,20 @@ class _Reads:
         found = self.store.rollup_windows(ids, self.since, self.patterns, self.threshold)
         return {d: tuple(metric_window(w, self.threshold) for w in ws) for d, ws in found.items()}
 
-    def device(self, dev_id: str) -> tuple[Any, tuple[MetricWindow, ...], Any]:
-        """(latest health point, saturation windows, current inventory) of one device."""
+    def device(self, dev_id: str) -> tuple[HealthSample | None, tuple[MetricWindow, ...], Any]:
+        """(latest health figures, saturation windows, current inventory) of one device."""
         if self.bulk is not None:
             latest, inventories = self.bulk
-            return latest.get(dev_id), self.windows.get(dev_id, ()), inventories.get(dev_id)
-        st = self.store
-        windows = self._windows([dev_id]).get(dev_id, ())
-        point = st.latest_health_points([dev_id], HEALTH_SECTIONS).get(dev_id)
-        return point, windows, st.current_inventory(dev_id)
+            windows, inventory = self.windows.get(dev_id, ()), inventories.get(dev_id)
+        else:  # one by one: a stored document the bulk read stumbled on fails only its device
+            st = self.store
+            windows = self._windows([dev_id]).get(dev_id, ())
+            latest, inventory = st.latest_health_headlines([dev_id]), st.current_inventory(dev_id)
+        h = latest.get(dev_id)
+        sample = None if h is None else HealthSample(
+            h.ts, h.cpu, h.memory, h.disk, h.disk_mount, h.temperature, h.temperature_sensor
+        )  # fmt: skip
+        return sample, windows, inventory
 
 
 def _device_state(
@@ -449,8 +413,7 @@ def _device_state(
 ) -> tuple[DeviceState, Any]:
     memo = {} if memo is None else memo
     dev_id = s.device_id
-    point, windows, inventory = reads.device(dev_id)
-    latest = None if point is None else health_sample(point.ts, point.body)
+    latest, windows, inventory = reads.device(dev_id)
     fields: dict[str, Any] = {}
     dune = None
     if inventory is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from collector.store.interface import (
     ApplyResult,
     DeviceDetail,
     DeviceSummary,
+    HealthHeadline,
     HealthPoint,
     IngestStats,
     Reject,
@@ -1295,34 +1295,23 @@ class SqliteStore:
         ).fetchall()
         return json.dumps(rows)
 
-    def latest_health_points(
-        self, device_ids: Sequence[str], sections: Sequence[str] | None = None
-    ) -> dict[str, HealthPoint]:
-        ids = _dumps(list(device_ids))
-        if sections is None:
-            rows = self.conn.execute(
-                "SELECT device_id, ts, boot_id, seq, body FROM health_latest "
-                "WHERE device_id IN (SELECT value FROM json_each(?))",
-                (ids,),
-            )
-            return {r[0]: HealthPoint(r[0], r[1], r[2], r[3], stored_json(r[4])) for r in rows}
-        names = list(sections)
-        bad = [n for n in names if not _SECTION_NAME.fullmatch(n)]
-        if not names or bad:
-            raise StoreError(f"latest_health_points: bad section names {names!r}")
-        # one multi-path extract: the message is parsed once and only the sections come back
-        # (one path alone would return the bare value, not a one-element array)
-        paths = ", ".join("?" for _ in range(max(2, len(names))))
+    def latest_health_points(self, device_ids: Sequence[str]) -> dict[str, HealthPoint]:
         rows = self.conn.execute(
-            f"SELECT device_id, ts, boot_id, seq, json_extract(msg, {paths}) FROM health_latest "
+            "SELECT device_id, ts, boot_id, seq, body FROM health_latest "
             "WHERE device_id IN (SELECT value FROM json_each(?))",
-            (*(f"$.body.{n}" for n in (*names, *names)[: max(2, len(names))]), ids),
+            (_dumps(list(device_ids)),),
         )
+        return {r[0]: HealthPoint(r[0], r[1], r[2], r[3], stored_json(r[4])) for r in rows}
+
+    def latest_health_headlines(self, device_ids: Sequence[str]) -> dict[str, HealthHeadline]:
         out = {}
-        for r in rows:
-            values = stored_json(r[4])
-            body = {n: v for n, v in zip(names, values, strict=False) if v is not None}
-            out[r[0]] = HealthPoint(r[0], r[1], r[2], r[3], body)
+        for dev_id, ts, cpu, mem, sections in self.conn.execute(
+            _HEADLINES, (_dumps(list(device_ids)),)
+        ):
+            disks, temps = stored_json(sections)
+            disk, mount = _top(disks, "pct")
+            temp, sensor = _top(temps, None)
+            out[dev_id] = HealthHeadline(dev_id, ts, cpu, mem, disk, mount, temp, sensor)
         return out
 
     def rollups(self, device_id: str, since: float, coarse: bool = False) -> list[Rollup]:
@@ -1405,7 +1394,6 @@ ROLLUP_READ_MAX = 2_000_000
 ROLLUP_CHUNK = 50_000
 _MAX_ID = 2**63 - 1
 # Rolled-up scalar metrics: name, JSON path inside the health body.
-_SECTION_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ROLLUP_SCALARS: tuple[tuple[str, str], ...] = (
     ("cpu.pct", "cpu.pct"),
     ("cpu.load1", "cpu.load1"),
@@ -1537,3 +1525,40 @@ def _rollup_group_statements() -> tuple[str, ...]:
 
 
 _ROLLUP_GROUP: Final = _rollup_group_statements()
+
+
+def _headlines_sql() -> str:
+    """Latest health of the device ids in the JSON array bound first: CPU and memory percent
+    as numbers (else NULL), then the disk and temperature sections as one JSON array.
+
+    One parse of each stored report. Picking the fullest mount and hottest sensor in SQL took
+    a sort per section and device, twice the whole read; Python picks them (_top)."""
+    return (
+        # `+ 0.0`: a figure is a float, as when read from the decoded report
+        f"SELECT d, ts, {_number('x0', 'a', '$[0]')} + 0.0, {_number('x1', 'a', '$[1]')} + 0.0, "
+        "json_extract(a, '$[2]', '$[3]') FROM (SELECT d, ts, a, json_extract(a, '$[0]') AS x0, "
+        "json_extract(a, '$[1]') AS x1 FROM (SELECT device_id AS d, ts, "
+        "json_extract(msg, '$.body.cpu.pct', '$.body.mem.pct', '$.body.disk', '$.body.temp') "
+        "AS a FROM health_latest "
+        f"WHERE device_id IN (SELECT value FROM json_each(?)) {_ONCE}) {_ONCE})"
+    )
+
+
+def _top(section: object, inner: str | None) -> tuple[float | None, str | None]:
+    """The largest number in a health section (of each entry's `inner` key, if given) and its
+    key; the first on a tie. Not an object, or no number: (None, None)."""
+    best: float | None = None
+    name: str | None = None
+    if type(section) is dict:
+        for key, value in section.items():
+            if inner is not None:
+                value = value.get(inner) if type(value) is dict else None
+            if type(value) in _NUMBER_TYPES and (best is None or value > best):
+                best, name = float(value), str(key)
+    return best, name
+
+
+_NUMBER_TYPES: Final = (int, float)  # decoded JSON: a bool is no number
+
+
+_HEADLINES: Final = _headlines_sql()

@@ -11,10 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent import envelope as E
 from collector.store import open_store
-from collector.store.interface import Reject, StoreBusyError, StoreError, StoreFullError
+from collector.store.interface import (
+    HealthHeadline,
+    Reject,
+    StoreBusyError,
+    StoreError,
+    StoreFullError,
+)
 from collector.store.sqlite import MAX_RANGES, SqliteStore, _Stream
 
 NOW = 1_795_400_000.0
@@ -78,17 +86,74 @@ def test_bulk_reads_equal_the_per_device_reads(store: SqliteStore) -> None:
         {"pct": 3.0},
     )
     assert store.latest_health_points([]) == {}
-    # only the sections asked for, decoded from one parse of the stored report
-    part = store.latest_health_points(ids, ("cpu", "temp", "mem"))
-    assert {d: p.body for d, p in part.items()} == {
-        d: {k: v for k, v in latest[d].body.items() if k in ("cpu", "temp")} for d in latest
-    }
-    assert (part["d1"].ts, part["d1"].seq) == (latest["d1"].ts, latest["d1"].seq)
-    one = store.latest_health_points(["d1"], ("cpu",))
-    assert one["d1"].body == {"cpu": {"pct": 3.0}}
-    for bad in ((), ("cpu", "x') --")):
-        with pytest.raises(StoreError, match="bad section names"):
-            store.latest_health_points(ids, bad)
+    heads = store.latest_health_headlines(ids)
+    assert set(heads) == {"d1", "d2"}
+    assert heads["d1"] == HealthHeadline("d1", NOW + 3, 3.0, None, 6.0, "/", 40.0, "soc")
+    assert store.latest_health_headlines([]) == {}
+
+
+_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**9), 10**9),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=3),
+)
+_key = st.text(max_size=4)  # any text: dots, quotes, backslashes, the empty key
+_body = st.fixed_dictionaries(
+    {"interval": st.just(10)},
+    optional={
+        "cpu": st.dictionaries(st.sampled_from(["pct", "load1"]), _leaf, max_size=2),
+        "mem": st.dictionaries(st.sampled_from(["pct", "total"]), _leaf, max_size=2),
+        "disk": st.dictionaries(
+            _key,
+            st.one_of(_leaf, st.dictionaries(st.sampled_from(["pct", "free"]), _leaf)),
+            max_size=4,
+        ),
+        "temp": st.dictionaries(_key, st.one_of(_leaf, st.just([1, 2])), max_size=4),
+    },
+)
+
+
+def _headline(dev: str, ts: float, body: dict[str, Any]) -> HealthHeadline:
+    def num(v: object) -> float | None:
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    def pct(section: object) -> float | None:
+        return num(section.get("pct")) if isinstance(section, dict) else None
+
+    def top(section: object, value: Any) -> tuple[float | None, str | None]:
+        best, name = None, None
+        for key, v in section.items() if isinstance(section, dict) else ():
+            if (x := value(v)) is not None and (best is None or x > best):
+                best, name = x, key
+        return best, name
+
+    disk, mount = top(body.get("disk"), pct)
+    temp, sensor = top(body.get("temp"), num)
+    cpu, mem = pct(body.get("cpu")), pct(body.get("mem"))
+    return HealthHeadline(dev, ts, cpu, mem, disk, mount, temp, sensor)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies=st.lists(_body, min_size=1, max_size=6))
+def test_health_headlines_equal_the_reports_read_in_python(
+    tmp_path_factory: pytest.TempPathFactory, bodies: list[dict[str, Any]]
+) -> None:
+    # the alert pass's read against a plain Python reading of the same reports
+    s = SqliteStore(tmp_path_factory.mktemp("heads") / "h.db")
+    try:
+        envs = [E.make(f"d{i}", "b", 1, "health", b, ts=NOW + i) for i, b in enumerate(bodies)]
+        s.apply(envs, NOW)
+        ids = [f"d{i}" for i in range(len(bodies))]
+        heads = s.latest_health_headlines(ids)
+        for d, point in s.latest_health_points(ids).items():
+            h = heads[d]
+            assert h == _headline(d, point.ts, point.body)
+            for v in (h.cpu, h.memory, h.disk, h.temperature):
+                assert v is None or type(v) is float
+    finally:
+        s.close()
 
 
 def test_out_of_order_arrivals_fill_gaps(store: SqliteStore) -> None:
