@@ -442,12 +442,14 @@ class Collector:
 
     def batches(self) -> float:
         """Ingest batches committed so far (the /metrics histogram count)."""
+        return self.scrape().get("dunewatch_batch_seconds_count", 0.0)
+
+    def scrape(self) -> dict[str, float]:
+        """The serve process's /metrics, unlabelled samples by name."""
         url = f"http://127.0.0.1:{self.metrics}/metrics"
         with urllib.request.urlopen(url, timeout=5) as r:
-            for line in r.read().decode().splitlines():
-                if line.startswith("dunewatch_batch_seconds_count "):
-                    return float(line.split()[1])
-        return 0.0
+            rows = [line.split() for line in r.read().decode().splitlines()]
+        return {r[0]: float(r[1]) for r in rows if len(r) == 2 and not r[0].startswith("#")}
 
     def stop(self) -> None:
         assert self.proc is not None
@@ -624,7 +626,8 @@ def main() -> int:
         n_dev = min(args.devices, live_n)
         per = max(1, live_n // n_dev)
         before = stored(db)
-        batches_a = coll.batches()
+        metrics_a = coll.scrape()
+        batches_a = metrics_a.get("dunewatch_batch_seconds_count", 0.0)
         split_a, t_a = coll.cpu_split(), time.monotonic()
         sent, secs = publish(
             broker.port,
@@ -640,7 +643,8 @@ def main() -> int:
         # the CPU it took to store the whole stream (a collector that lags behind would
         # otherwise look cheap), over the time the stream took to arrive
         split_b = coll.cpu_split()
-        live_batches = coll.batches() - batches_a
+        metrics_b = coll.scrape()
+        live_batches = metrics_b.get("dunewatch_batch_seconds_count", 0.0) - batches_a
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         lat = [
             r[0] for r in conn.execute("SELECT received - ts FROM health WHERE id > ?", (before,))
@@ -656,6 +660,17 @@ def main() -> int:
         serve_cpu = 100 * (split_b[0] - split_a[0]) / (t_b - t_a)
         workers_cpu = 100 * (split_b[1] - split_a[1]) / (t_b - t_a)
         coll_cpu = serve_cpu + workers_cpu
+        # the serve process's share by job, from its own CPU counters
+        jobs = {
+            name: 100
+            * (metrics_b.get(f"dunewatch_{key}_cpu_seconds_total", 0.0) - metrics_a.get(
+                f"dunewatch_{key}_cpu_seconds_total", 0.0))
+            / (t_b - t_a)
+            for name, key in (("alert passes", "alert"), ("rollups and retention", "maintenance"))
+        }  # fmt: skip
+        passes = metrics_b.get("dunewatch_alert_passes", 0.0) - metrics_a.get(
+            "dunewatch_alert_passes", 0.0
+        )
         coll.stop()
     finally:
         if coll.proc is not None and coll.proc.poll() is None:
@@ -694,6 +709,12 @@ def main() -> int:
     print(
         f"  of which serve process {serve_cpu:.1f} %, ingest workers {workers_cpu:.1f} %; "
         f"{live_batches:.0f} batches, {sent / max(live_batches, 1):.0f} msgs per batch"
+    )
+    print(
+        "  serve process: "
+        + ", ".join(f"{name} {pct:.1f} %" for name, pct in jobs.items())
+        + f" ({passes:.0f} alert passes), the rest (sweeps, checkpoints, metrics) "
+        f"{serve_cpu - sum(jobs.values()):.1f} %"
     )
     print(
         f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"

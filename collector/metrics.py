@@ -179,7 +179,8 @@ def render(counters: Counters, status_counts: Mapping[str, int], extra: Mapping[
         [(f'{{status="{s}"}}', float(n)) for s, n in sorted(status_counts.items())],
     )
     for name, val in sorted(extra.items()):
-        metric(name, "gauge", name.replace("_", " ") + ".", [("", val)])
+        kind = "counter" if name.endswith("_total") else "gauge"
+        metric(name, kind, name.replace("_", " ") + ".", [("", val)])
     return "\n".join(out) + "\n"
 
 

@@ -61,6 +61,8 @@ class Collector:
         self.metrics: MetricsServer | None = None
         self._status_counts: dict[str, int] = {}
         self._sweep_errors = 0
+        self._maintenance_cpu = 0.0  # CPU time of rollups and retention (this thread's)
+        self._maintenance_seconds = 0.0  # how long the last maintenance took
         self.alerts = build_alert_service(config)
 
     def start(self) -> None:
@@ -86,11 +88,16 @@ class Collector:
             log.info("alerts evaluated every %gs", self.alerts.every)
 
     def metrics_text(self) -> str:
-        extra = {"dunewatch_sweep_errors": float(self._sweep_errors)}
+        extra = {
+            "dunewatch_sweep_errors": float(self._sweep_errors),
+            "dunewatch_maintenance_seconds": self._maintenance_seconds,
+            "dunewatch_maintenance_cpu_seconds_total": self._maintenance_cpu,
+        }
         if self.alerts is not None:
             extra["dunewatch_alert_passes"] = float(self.alerts.passes)
             extra["dunewatch_alert_failures"] = float(self.alerts.failures)
             extra["dunewatch_alert_pass_seconds"] = self.alerts.last_seconds
+            extra["dunewatch_alert_cpu_seconds_total"] = self.alerts.cpu_seconds
         return render(self.counters, self._status_counts, extra)
 
     def tick(self, now: float) -> None:
@@ -106,12 +113,16 @@ class Collector:
 
     def maintain(self, now: float) -> None:
         assert self.store is not None
+        started, cpu = time.monotonic(), time.thread_time()
         try:
             removed = self.store.prune(now)
             if removed:
                 log.info("retention: removed %d raw health rows (rollups kept)", removed)
         except StoreError as exc:
             log.error("maintenance failed: %s", exc)
+        finally:
+            self._maintenance_cpu += time.thread_time() - cpu
+            self._maintenance_seconds = time.monotonic() - started
 
     def run(self) -> None:
         """Sweep, checkpoint and maintain until stop_event is set (SIGTERM/SIGINT or caller)."""

@@ -51,6 +51,7 @@ class AlertService:
         self.last_result: EvaluationResult | None = None
         self.last_error: str | None = None
         self.last_seconds = 0.0  # how long the last pass took
+        self.cpu_seconds = 0.0  # CPU time of every pass so far (this thread's)
         self._overrun = False
         self._windows = WindowCache()  # saturation windows, re-read once the rollups change
         self._stop = threading.Event()
@@ -83,7 +84,7 @@ class AlertService:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.thread_time()
             try:
                 self.run_once()
             except PassCancelled as exc:  # stop() was called during the pass
@@ -93,6 +94,8 @@ class AlertService:
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("alert evaluation failed: %s", self.last_error)
+            finally:
+                self.cpu_seconds += time.thread_time() - cpu
             self.last_seconds = time.monotonic() - started
             self._note_overrun()
             self._stop.wait(self.rest())

@@ -97,6 +97,11 @@ def test_offline_alert_delivered_and_resolved(mosquitto: Any, tmp_path: Path) ->
         assert passes is not None and int(passes.group(1)) >= 2, metrics
         took = re.search(r"^dunewatch_alert_pass_seconds (\S+)$", metrics, re.M)
         assert took is not None and 0 < float(took.group(1)) < 60, metrics
+        # the CPU the passes took, as a counter a scraper can rate
+        assert "# TYPE dunewatch_alert_cpu_seconds_total counter" in metrics
+        cpu = re.search(r"^dunewatch_alert_cpu_seconds_total (\S+)$", metrics, re.M)
+        assert cpu is not None and 0 < float(cpu.group(1)) < 60 * int(passes.group(1)), metrics
+        assert re.search(r"^dunewatch_maintenance_cpu_seconds_total \S+$", metrics, re.M)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()
     finally:
@@ -180,3 +185,32 @@ def test_alerts_table_parsed_and_validated(tmp_path: Path) -> None:
             config_from_dict({"alerts": bad}, base=tmp_path)
     with pytest.raises(ConfigError, match="alerts policy file"):
         AlertSettings(policy_file=tmp_path / "nope.toml")
+
+
+def test_maintenance_time_is_measured_for_metrics(tmp_path: Path) -> None:
+    # rollups and retention run in the serve loop: /metrics shows what they cost
+    cfg = config_from_dict(
+        {"store": {"path": str(tmp_path / "m.db")}, "alerts": {"enabled": False}}
+    )
+    coll = Collector(cfg)
+    coll.store = coll.opener.open()
+    try:
+        now = 1_795_400_000.0
+        body = {"interval": 30, "cpu": {"pct": 5.0}}
+        envs = [E.make(f"d{i}", "b", 1, "health", body, ts=now - 600) for i in range(2000)]
+        coll.store.apply(envs, now - 600)
+        before = _metric_value(coll.metrics_text(), "dunewatch_maintenance_cpu_seconds_total")
+        coll.maintain(now)
+        text = coll.metrics_text()
+        assert coll.store.rollups("d0", 0)  # the maintenance folded the reports
+        assert _metric_value(text, "dunewatch_maintenance_cpu_seconds_total") > before == 0
+        assert _metric_value(text, "dunewatch_maintenance_seconds") > 0
+        assert "# TYPE dunewatch_maintenance_seconds gauge" in text
+    finally:
+        coll.stop()
+
+
+def _metric_value(text: str, name: str) -> float:
+    found = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert found is not None, text
+    return float(found.group(1))
