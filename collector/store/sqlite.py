@@ -1007,10 +1007,13 @@ class SqliteStore:
                         "rollups",
                         f"SELECT d, bucket, m, n, mn, mx, sm FROM temp.rollup_groups {cond}",
                     ),
+                    # not grouped per hour first: the upsert merges a group into the row an
+                    # earlier one of the same hour made, and a pass (one bucket) seldom holds
+                    # two, so the sort cost more than it saved (15.7 vs 16.9 us per report)
                     (
                         "rollups_coarse",
-                        "SELECT d, CAST(bucket / ? AS INTEGER) * ?, m, sum(n), min(mn), max(mx), "
-                        f"sum(sm) FROM temp.rollup_groups {cond} GROUP BY 1, 2, 3",
+                        "SELECT d, CAST(bucket / ? AS INTEGER) * ?, m, n, mn, mx, sm "
+                        f"FROM temp.rollup_groups {cond}",
                     ),
                 ):
                     extra = (pass_.coarse, pass_.coarse) if table == "rollups_coarse" else ()
