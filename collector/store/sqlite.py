@@ -1547,6 +1547,9 @@ def _headlines_sql() -> str:
     )
 
 
+_NUMBER_TYPES: Final = (int, float)  # decoded JSON: a bool is no number
+
+
 def _top(section: object, inner: str | None) -> tuple[float | None, str | None]:
     """The largest number in a health section (of each entry's `inner` key, if given) and its
     key; the first on a tie. Not an object, or no number: (None, None)."""
@@ -1559,9 +1562,6 @@ def _top(section: object, inner: str | None) -> tuple[float | None, str | None]:
             if type(value) in _NUMBER_TYPES and (best is None or value > best):
                 best, name = float(value), str(key)
     return best, name
-
-
-_NUMBER_TYPES: Final = (int, float)  # decoded JSON: a bool is no number
 
 
 _HEADLINES: Final = _headlines_sql()
