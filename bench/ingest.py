@@ -440,10 +440,6 @@ class Collector:
                 pass
         return split[0], split[1]
 
-    def batches(self) -> float:
-        """Ingest batches committed so far (the /metrics histogram count)."""
-        return self.scrape().get("dunewatch_batch_seconds_count", 0.0)
-
     def scrape(self) -> dict[str, float]:
         """The serve process's /metrics, unlabelled samples by name."""
         url = f"http://127.0.0.1:{self.metrics}/metrics"
