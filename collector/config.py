@@ -20,6 +20,7 @@ rollup_bucket_seconds = 300        # fine rollup width (min/avg/max per bucket)
 rollup_retention_days = 30
 coarse_rollup_bucket_seconds = 3600  # coarse rollups for the long history (a multiple of the fine)
 coarse_rollup_retention_days = 400
+cache_mb = 64                      # SQLite page cache per connection (ingest worker, serve loop)
 
 [ingest]
 workers = 1                        # > 1: worker processes on a shared subscription
@@ -172,8 +173,12 @@ class StoreSettings:
     # None: hourly, or the fine width when that is coarser
     coarse_rollup_bucket_seconds: int | None = None
     coarse_rollup_retention_days: float = 400.0
+    cache_mb: int = 64
 
     def __post_init__(self) -> None:
+        c = self.cache_mb
+        if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 65536:
+            raise ConfigError(f"store cache_mb {c!r} must be a whole number of MiB, 1..65536")
         periods = (
             ("retention_days", self.retention_days),
             ("rollup_retention_days", self.rollup_retention_days),
@@ -292,6 +297,7 @@ _SECTIONS = {
         "rollup_bucket_seconds",
         "coarse_rollup_bucket_seconds",
         "coarse_rollup_retention_days",
+        "cache_mb",
     },
     "ingest": {
         "workers",

@@ -42,6 +42,7 @@ class Collector:
                 "rollup_bucket": config.store.rollup_bucket_seconds,
                 "coarse_bucket": config.store.coarse_rollup_bucket_seconds,
                 "coarse_retention_days": config.store.coarse_rollup_retention_days,
+                "cache_mb": config.store.cache_mb,
                 "liveness": config.liveness,
             },
         )

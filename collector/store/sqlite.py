@@ -58,6 +58,11 @@ DAY = 86400.0
 # A stream keeps at most this many disjoint covered seq ranges; past it, the oldest hole is
 # written off as lost (a seq arriving for it later is counted as a duplicate).
 MAX_RANGES = 256
+# Page cache per connection. A batch of a city-scale live stream (hundreds of devices, each
+# reporting once) touches a page or more of the devices, streams, counters and health index
+# per message: with SQLite's default 2 MiB the pages its reads loaded were evicted before its
+# writes, and read again (bench: 65 -> 54 us per message with 64 MiB). Filled only as used.
+DEFAULT_CACHE_MB = 64
 _POLL_BOOT = "poll"
 
 
@@ -212,7 +217,10 @@ class SqliteStore:
         busy_timeout: float = 10.0,
         liveness: LivenessPolicy | None = None,
         autocheckpoint: bool = True,
+        cache_mb: int = DEFAULT_CACHE_MB,
     ) -> None:
+        if cache_mb < 1:
+            raise StoreError("store: cache_mb must be at least 1")
         if retention_days <= 0 or rollup_retention_days <= 0 or coarse_retention_days <= 0:
             raise StoreError("store: retention periods must be positive")
         asked = (rollup_bucket, coarse_bucket)
@@ -241,6 +249,7 @@ class SqliteStore:
             self.db = Database(self.conn)
             self.db.enable_wal()
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
             if not autocheckpoint:
                 # ingest workers leave WAL checkpoints to the serve loop (checkpoint()), so
                 # copying pages back into the database never sits in an ingest commit
@@ -343,17 +352,24 @@ class SqliteStore:
         with self._write():
             return self._apply(envelopes, received, raw)
 
-    def _load_devices(self, ids: set[str]) -> dict[str, _Dev]:
-        """One query for every device of the batch (the id list goes in as one JSON array)."""
+    def _load_devices(
+        self, ids: set[str], streams: dict[tuple[str, str], _Stream]
+    ) -> dict[str, _Dev]:
+        """One query for every device of the batch (the id list goes in as one JSON array),
+        with the stream of each device's last boot: the boot almost every report continues, so
+        `streams` then needs looking up only for the other boots."""
         out: dict[str, _Dev] = {}
         rows = self.conn.execute(
-            "SELECT device_id, status, status_since, enrolled, last_state, interval, boot_id "
-            "FROM devices "
-            "WHERE device_id IN (SELECT value FROM json_each(?))",
+            "SELECT d.device_id, d.status, d.status_since, d.enrolled, d.last_state, d.interval, "
+            "d.boot_id, s.covered, s.lost, s.first_received "
+            "FROM devices AS d LEFT JOIN streams AS s "
+            "ON s.device_id = d.device_id AND s.boot_id = d.boot_id "
+            "WHERE d.device_id IN (SELECT value FROM json_each(?))",
             (_dumps(list(ids)),),
         )
         for row in rows:
-            out[row[0]] = _Dev(
+            dev_id, boot = row[0], row[6]
+            out[dev_id] = _Dev(
                 status=row[1],
                 status_since=row[2],
                 stored_status=row[1],
@@ -362,35 +378,50 @@ class SqliteStore:
                 last_state=row[4],
                 exists=True,
                 stored_interval=row[5],
-                stored_boot=row[6],
+                stored_boot=boot,
                 stored_last_state=row[4],
             )
+            if row[7] is not None:
+                stream = streams[(dev_id, boot)] = _Stream(
+                    _parse_ranges(row[7]), int(row[8]), float(row[9])
+                )
+                stream.start_missing = stream.missing()
         for dev_id in ids:
             if dev_id not in out:
                 out[dev_id] = _Dev()
         return out
 
     def _load_streams(
-        self, keys: set[tuple[str, str]], received: float
+        self,
+        keys: set[tuple[str, str]],
+        received: float,
+        out: dict[tuple[str, str], _Stream],
+        devs: Mapping[str, _Dev],
     ) -> dict[tuple[str, str], _Stream]:
-        out: dict[tuple[str, str], _Stream] = {}
-        if not keys:
-            return out
-        # one primary-key lookup per (device, boot) pair: two IN lists would make SQLite probe
-        # every device with every boot id of the batch (quadratic once boot ids differ)
-        rows = self.conn.execute(
-            "SELECT s.device_id, s.boot_id, s.covered, s.lost, s.first_received "
-            "FROM json_each(?) AS k CROSS JOIN streams AS s "
-            "WHERE s.device_id = json_extract(k.value, '$[0]') "
-            "AND s.boot_id = json_extract(k.value, '$[1]')",
-            (_dumps(list(keys)),),
-        )
-        for dev_id, boot, covered, lost, first in rows:
-            stream = out[(dev_id, boot)] = _Stream(_parse_ranges(covered), int(lost), float(first))
-            stream.start_missing = stream.missing()
+        """The streams of `keys` not read with their device yet (`out` has those)."""
+        # the stream of a device's last boot came with the device: absent there, it is new
+        rest = [k for k in keys if k not in out and devs[k[0]].stored_boot != k[1]]
+        if rest:
+            # one primary-key lookup per (device, boot) pair: two IN lists would make SQLite
+            # probe every device with every boot id of the batch (quadratic once boot ids differ)
+            rows = self.conn.execute(
+                "SELECT s.device_id, s.boot_id, s.covered, s.lost, s.first_received "
+                "FROM json_each(?) AS k CROSS JOIN streams AS s "
+                "WHERE s.device_id = json_extract(k.value, '$[0]') "
+                "AND s.boot_id = json_extract(k.value, '$[1]')",
+                (_dumps(rest),),
+            )
+            for dev_id, boot, covered, lost, first in rows:
+                stream = out[(dev_id, boot)] = _Stream(
+                    _parse_ranges(covered), int(lost), float(first)
+                )
+                stream.start_missing = stream.missing()
         for key in keys:
             if key not in out:
                 out[key] = _Stream(first_received=received)
+        if len(out) > len(keys):  # a device's last boot that this batch does not continue
+            for key in [k for k in out if k not in keys]:
+                del out[key]
         return out
 
     def _apply(
@@ -408,8 +439,9 @@ class SqliteStore:
                 keys.add((e.device_id, e.boot_id))
             if e.kind == KIND_EVENT and _is_drop(e):
                 keys.add((e.device_id, _drop_boot(e)))
-        devs = self._load_devices(ids)
-        streams = self._load_streams(keys, received)
+        streams: dict[tuple[str, str], _Stream] = {}
+        devs = self._load_devices(ids, streams)
+        self._load_streams(keys, received, streams, devs)
         stats: dict[str, list[int]] = {}  # accepted, duplicate, dropped
         health_rows: list[tuple[Any, ...]] = []
         latest: dict[str, tuple[tuple[Any, ...], int]] = {}

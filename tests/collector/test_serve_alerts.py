@@ -155,6 +155,22 @@ def test_coarse_rollup_tier_is_configurable_and_validated(tmp_path: Path) -> Non
             config_from_dict({"store": {"coarse_rollup_retention_days": bad}})
 
 
+def test_page_cache_is_configurable_and_validated(tmp_path: Path) -> None:
+    assert config_from_dict({}).store.cache_mb == 64
+    doc = {"store": {"path": str(tmp_path / "c.db"), "cache_mb": 16}}
+    coll = Collector(config_from_dict(doc))
+    # the serve loop's connection and the ingest workers' both get it
+    for opener in (coll.opener, coll.ingest_opener):
+        st = opener.open()
+        try:
+            assert st.conn.execute("PRAGMA cache_size").fetchone()[0] == -16 * 1024
+        finally:
+            st.close()
+    for bad in (0, -1, 1.5, "64", True, 65537):
+        with pytest.raises(ConfigError, match=f"cache_mb {bad!r} must be a whole number"):
+            config_from_dict({"store": {"cache_mb": bad}})
+
+
 def test_alerts_table_parsed_and_validated(tmp_path: Path) -> None:
     (tmp_path / "sinks.toml").write_text('[[sink]]\ntype = "log"\n')
     (tmp_path / "alerts.toml").write_text("[offline]\nseverity = 'critical'\n")

@@ -186,6 +186,33 @@ def test_streams_of_many_devices_and_boots_in_one_batch(store: SqliteStore) -> N
     assert store.ingest_stats("d39").gap == 0
 
 
+def test_a_device_last_boot_stream_is_read_with_the_device(store: SqliteStore) -> None:
+    """The stream of a device's last boot comes with its row; other boots are looked up on
+    their own, and a last boot the batch does not continue is left as it was."""
+
+    def streams() -> dict[str, tuple[str, float]]:
+        rows = store.conn.execute("SELECT boot_id, covered, last_received FROM streams")
+        return {b: (c, t) for b, c, t in rows}
+
+    store.apply([h(1, NOW), h(2, NOW + 1)], NOW + 1)  # d1's last boot: b1
+    birth = E.make("d1", "b2", 0, "state", {"state": "online", "reason": "birth"}, ts=NOW + 2)
+    store.apply([birth], NOW + 2)  # last boot b2, which has no stream (state messages: seq 0)
+    assert streams() == {"b1": ("[[1,2]]", NOW + 1)}
+    # a late b1 report and b2's first: b1 is found by its own lookup, b2 starts a stream
+    r = store.apply([h(4, NOW + 3), h(1, NOW + 3, boot="b2"), h(2, NOW + 3)], NOW + 3)
+    assert (r.accepted, r.duplicates, r.gaps) == (2, 1, 1)
+    assert streams() == {"b1": ("[[1,2],[4,4]]", NOW + 3), "b2": ("[[1,1]]", NOW + 3)}
+    # the last boot (b2) continued, b1 not touched: its row keeps its last arrival
+    r = store.apply([h(2, NOW + 4, boot="b2"), h(2, NOW + 4, boot="b2")], NOW + 4)
+    assert (r.accepted, r.duplicates, r.gaps) == (1, 1, 0)
+    assert streams() == {"b1": ("[[1,2],[4,4]]", NOW + 3), "b2": ("[[1,2]]", NOW + 4)}
+    # another state message: the device's last boot stream is read but not written
+    store.apply([E.make("d1", "b2", 0, "state", {"state": "offline"}, ts=NOW + 5)], NOW + 5)
+    assert streams()["b2"] == ("[[1,2]]", NOW + 4)
+    st = store.ingest_stats("d1")
+    assert (st.accepted, st.duplicate, st.gap) == (7, 2, 1)
+
+
 def test_stream_ranges_stay_bounded() -> None:
     s = _Stream()
     for seq in range(1, 4 * MAX_RANGES, 2):  # every other seq missing
