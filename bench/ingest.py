@@ -375,16 +375,18 @@ class Collector:
         workdir: Path,
         read_pause_ms: int | None = None,
         alerts_every: float | None = None,
+        alerts_full_duty: float | None = None,
     ) -> None:
         self.metrics = free_port()
         pwfile = workdir / "collector.pw"
         pwfile.write_text("pw\n")
         conf = workdir / "collector.toml"
         pause = "" if read_pause_ms is None else f"read_pause_ms = {read_pause_ms}\n"
+        alerts = {"every": alerts_every, "full_duty": alerts_full_duty}
         conf.write_text(
             f'[ingest]\nworkers = {workers}\nreader = "{reader}"\n{pause}'
-            "[liveness]\nsweep_seconds = 5\n"
-            + ("" if alerts_every is None else f"[alerts]\nevery = {alerts_every:g}\n")
+            "[liveness]\nsweep_seconds = 5\n[alerts]\n"
+            + "".join(f"{k} = {v:g}\n" for k, v in alerts.items() if v is not None)
         )
         self.cmd = [
             sys.executable,
@@ -525,6 +527,13 @@ def main() -> int:
         default=None,
         help="seconds between the serve loop's alert passes (default: its own default, 60)",
     )
+    ap.add_argument(
+        "--alerts-full-duty",
+        type=float,
+        default=None,
+        help="share of the time full alert passes may take, the others checking liveness only "
+        "(default: its own default, 0.05)",
+    )
     args = ap.parse_args()
 
     total = args.devices * args.per_device
@@ -533,7 +542,14 @@ def main() -> int:
     broker = Broker(work)
     db = work / "collector.db"
     coll = Collector(
-        broker.port, db, args.workers, args.reader, work, args.read_pause_ms, args.alerts_every
+        broker.port,
+        db,
+        args.workers,
+        args.reader,
+        work,
+        args.read_pause_ms,
+        args.alerts_every,
+        args.alerts_full_duty,
     )
     rows: list[tuple[str, float, float, float]] = []
     try:
@@ -656,17 +672,17 @@ def main() -> int:
         serve_cpu = 100 * (split_b[0] - split_a[0]) / (t_b - t_a)
         workers_cpu = 100 * (split_b[1] - split_a[1]) / (t_b - t_a)
         coll_cpu = serve_cpu + workers_cpu
+
         # the serve process's share by job, from its own CPU counters
+        def grew(name: str) -> float:
+            return metrics_b.get(name, 0.0) - metrics_a.get(name, 0.0)
+
         jobs = {
-            name: 100
-            * (metrics_b.get(f"dunewatch_{key}_cpu_seconds_total", 0.0) - metrics_a.get(
-                f"dunewatch_{key}_cpu_seconds_total", 0.0))
-            / (t_b - t_a)
+            name: 100 * grew(f"dunewatch_{key}_cpu_seconds_total") / (t_b - t_a)
             for name, key in (("alert passes", "alert"), ("rollups and retention", "maintenance"))
-        }  # fmt: skip
-        passes = metrics_b.get("dunewatch_alert_passes", 0.0) - metrics_a.get(
-            "dunewatch_alert_passes", 0.0
-        )
+        }
+        passes = grew("dunewatch_alert_passes")
+        full_passes = grew("dunewatch_alert_full_passes")
         coll.stop()
     finally:
         if coll.proc is not None and coll.proc.poll() is None:
@@ -709,8 +725,8 @@ def main() -> int:
     print(
         "  serve process: "
         + ", ".join(f"{name} {pct:.1f} %" for name, pct in jobs.items())
-        + f" ({passes:.0f} alert passes), the rest (sweeps, checkpoints, metrics) "
-        f"{serve_cpu - sum(jobs.values()):.1f} %"
+        + f" ({passes:.0f} alert passes, {full_passes:.0f} full), the rest (sweeps, checkpoints, "
+        f"metrics) {serve_cpu - sum(jobs.values()):.1f} %"
     )
     print(
         f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"

@@ -42,7 +42,8 @@ listen = "127.0.0.1:9108"          # "" turns the endpoint off
 [alerts]                           # evaluate alert rules in the serve loop, deliver to sinks
 enabled = true
 every = 60                         # seconds between evaluation passes
-duty = 0.25                        # at most this share of the time in passes (0.01..1)
+duty = 0.25                        # caps full_duty (0.01..1)
+full_duty = 0.05                   # full passes at most this share; between: offline only
 config = "alerts.toml"             # thresholds (docs/alerts.md); "" = defaults
 sinks = "sinks.toml"               # [[sink]] tables: log, webhook, mqtt; "" = none
 policy = ""                        # Digital Dune Index policy TOML; "" = defaults
@@ -215,7 +216,8 @@ class AlertSettings:
 
     enabled: bool = True
     every: float = 60.0
-    duty: float = 0.25  # at most this share of the time in passes (a long pass rests longer)
+    duty: float = 0.25  # caps full_duty (it bounded every pass before liveness passes)
+    full_duty: float = 0.05  # full passes at most this share; the others check liveness only
     config_file: Path | None = None
     sinks_file: Path | None = None
     policy_file: Path | None = None
@@ -231,6 +233,11 @@ class AlertSettings:
             raise ConfigError(f"alerts duty {self.duty!r} must be a number")
         if not 0.01 <= self.duty <= 1.0:
             raise ConfigError(f"alerts duty {self.duty:g} must be between 0.01 and 1")
+        fd = self.full_duty
+        if isinstance(fd, bool) or not isinstance(fd, int | float):
+            raise ConfigError(f"alerts full_duty {fd!r} must be a number")
+        if not 0.001 <= fd <= 1.0:
+            raise ConfigError(f"alerts full_duty {fd:g} must be between 0.001 and 1")
         for name, path in (
             ("config", self.config_file),
             ("sinks", self.sinks_file),
@@ -316,7 +323,7 @@ _SECTIONS = {
         "sweep_seconds",
     },
     "metrics": {"listen"},
-    "alerts": {"enabled", "every", "duty", "config", "sinks", "policy"},
+    "alerts": {"enabled", "every", "duty", "full_duty", "config", "sinks", "policy"},
 }
 
 
@@ -382,6 +389,7 @@ def config_from_dict(
             enabled=al.get("enabled", True),
             every=al.get("every", 60.0),
             duty=al.get("duty", 0.25),
+            full_duty=al.get("full_duty", 0.05),
             config_file=_opt_path(rel(al.get("config"))),
             sinks_file=_opt_path(rel(al.get("sinks"))),
             policy_file=_opt_path(rel(al.get("policy"))),

@@ -96,6 +96,8 @@ class Collector:
         }
         if self.alerts is not None:
             extra["dunewatch_alert_passes"] = float(self.alerts.passes)
+            extra["dunewatch_alert_full_passes"] = float(self.alerts.full_passes)
+            extra["dunewatch_alert_full_pass_seconds"] = self.alerts.full_seconds
             extra["dunewatch_alert_failures"] = float(self.alerts.failures)
             extra["dunewatch_alert_pass_seconds"] = self.alerts.last_seconds
             extra["dunewatch_alert_cpu_seconds_total"] = self.alerts.cpu_seconds
@@ -191,6 +193,7 @@ def build_alert_service(config: CollectorConfig) -> AlertService | None:
         sinks=load_sinks(settings.sinks_file) if settings.sinks_file is not None else (),
         every=settings.every,
         duty=settings.duty,
+        full_duty=settings.full_duty,
         policy=policy,
     )
 

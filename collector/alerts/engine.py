@@ -22,7 +22,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from collector.alerts.builder import BomBuilder, WindowCache, build_snapshot
+from collector.alerts.builder import (
+    BomBuilder,
+    WindowCache,
+    build_liveness_snapshot,
+    build_snapshot,
+)
 from collector.alerts.config import AlertsConfig
 from collector.alerts.interface import PassCancelled, Rule
 from collector.alerts.model import (
@@ -37,7 +42,7 @@ from collector.alerts.model import (
     Silence,
     severity_rank,
 )
-from collector.alerts.rules import RULES
+from collector.alerts.rules import LIVENESS_RULE_IDS, RULES
 from collector.alerts.store import AlertStore, refreshed
 from collector.sinks.interface import Sink, SinkError
 
@@ -77,10 +82,12 @@ class EvaluationResult:
     rule_errors: tuple[RuleError, ...] = ()
     deliveries: tuple[DeliveryOutcome, ...] = ()
     snapshot_errors: tuple[str, ...] = field(default=())
+    full: bool = True  # False: a liveness pass (only the rules of LIVENESS_RULE_IDS ran)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ts": self.ts,
+            "full": self.full,
             "findings": self.findings,
             "opened": [a.id for a in self.opened],
             "escalated": [a.id for a in self.escalated],
@@ -312,8 +319,13 @@ def evaluate(
     cancel: Callable[[], bool] | None = None,
     windows: WindowCache | None = None,
     roll_up: bool = True,
+    full: bool = True,
 ) -> EvaluationResult:
-    """One full pass over the collector database at `db`: snapshot, rules, lifecycle, sinks.
+    """One pass over the collector database at `db`: snapshot, rules, lifecycle, sinks.
+
+    `full=False` makes it a liveness pass: only the rules of LIVENESS_RULE_IDS, on the offline
+    devices (build_liveness_snapshot); alerts of the other rules stay as they are, since the
+    engine resolves only alerts of rules that ran.
 
     `windows` (kept by a long-running caller) saves re-reading saturation windows that cannot
     have changed since its last pass; `roll_up` (build_snapshot) folds fresh health into the
@@ -333,6 +345,10 @@ def evaluate(
     try:
         start_cursor = store.max_event_id()
         errors: tuple[str, ...] = ()
+        if not full:
+            rules = tuple(r for r in rules if set(r.rule_ids) <= LIVENESS_RULE_IDS)
+            if snapshot is None:
+                snapshot = build_liveness_snapshot(db, now=now)
         if snapshot is None:
             snapshot, errors = build_snapshot(
                 db,
@@ -363,4 +379,5 @@ def evaluate(
         rule_errors=result.rule_errors,
         deliveries=deliveries,
         snapshot_errors=errors,
+        full=full,
     )

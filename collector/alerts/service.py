@@ -3,6 +3,10 @@
 Keeps the sinks started between passes (an MQTT sink stays connected), runs `evaluate` every
 `every` seconds in one background thread, and never dies of a failed pass: it logs, counts and
 tries again next time.
+
+A full pass reads every device (seconds at 100,000 devices, a minute with inventories), so full
+passes are kept to `full_duty` of the time; the passes in between are liveness passes (offline
+devices only, milliseconds), so an offline device is still reported within `every`.
 """
 
 from __future__ import annotations
@@ -34,30 +38,37 @@ class AlertService:
         kb: Any = None,
         policy: Any = None,
         duty: float = 0.25,
+        full_duty: float = 0.05,
     ) -> None:
         if every <= 0:
             raise AlertsError(f"alert evaluation interval must be positive, got {every}")
         if not 0 < duty <= 1:
             raise AlertsError(f"alert duty must be within (0, 1], got {duty}")
+        if not 0 < full_duty <= 1:
+            raise AlertsError(f"alert full_duty must be within (0, 1], got {full_duty}")
         self.db = Path(db)
         self.config = config or AlertsConfig()
         self.sinks = tuple(sinks)
         self.every = float(every)
         self.duty = float(duty)
+        self.full_duty = float(full_duty)
         self.kb = kb
         self.policy = policy
         self.passes = 0
+        self.full_passes = 0
         self.failures = 0
         self.last_result: EvaluationResult | None = None
         self.last_error: str | None = None
         self.last_seconds = 0.0  # how long the last pass took
         self.cpu_seconds = 0.0  # CPU time of every pass so far (this thread's)
+        self.full_seconds = 0.0  # how long the last full pass took
+        self._full_started: float | None = None  # monotonic start of the last full pass
         self._overrun = False
         self._windows = WindowCache()  # saturation windows, re-read once the rollups change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def run_once(self, now: float | None = None) -> EvaluationResult:
+    def run_once(self, now: float | None = None, full: bool = True) -> EvaluationResult:
         result = evaluate(
             self.db,
             self.kb,
@@ -68,8 +79,10 @@ class AlertService:
             cancel=self._stop.is_set,
             windows=self._windows,
             roll_up=False,  # the serve loop beside it folds each bucket (Collector.maintain)
+            full=full,
         )
         self.passes += 1
+        self.full_passes += full
         self.last_result = result
         for err in (*result.snapshot_errors, *(e.message for e in result.rule_errors)):
             log.warning("alerts: %s", err)
@@ -82,11 +95,32 @@ class AlertService:
             )
         return result
 
+    def full_gap(self) -> float:
+        """Seconds from the start of the last full pass to the next: `every`, or that pass's
+        length over the smaller of `full_duty` and `duty` (a 5 s pass at 0.05: 100 s), so full
+        passes over a large fleet do not keep a core busy."""
+        return max(self.every, self.full_seconds / min(self.full_duty, self.duty))
+
+    def full_due(self, now: float) -> bool:
+        """Whether the pass starting at `now` (monotonic) is a full one: the first is, then one
+        once full_gap() has passed since the last full pass began. Passes start about `every`
+        apart, so a tenth of it is allowed for their jitter."""
+        if self._full_started is None:
+            return True
+        return now - self._full_started >= self.full_gap() - 0.1 * self.every
+
+    def _passed(self, started: float, seconds: float, full: bool) -> None:
+        self.last_seconds = seconds
+        if full:
+            self._full_started, self.full_seconds = started, seconds
+            self._note_overrun()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             started, cpu = time.monotonic(), time.thread_time()
+            full = self.full_due(started)
             try:
-                self.run_once()
+                self.run_once(full=full)
             except PassCancelled as exc:  # stop() was called during the pass
                 log.info("%s", exc)
                 return
@@ -96,33 +130,33 @@ class AlertService:
                 log.error("alert evaluation failed: %s", self.last_error)
             finally:
                 self.cpu_seconds += time.thread_time() - cpu
-            self.last_seconds = time.monotonic() - started
-            self._note_overrun()
+            self._passed(started, time.monotonic() - started, full)
             self._stop.wait(self.rest())
 
     def rest(self) -> float:
-        """Seconds to wait after the last pass: the rest of `every`, but at least what keeps
-        passes to `duty` of the time, so a fleet that makes passes long (100,000 devices with
-        inventories: about a minute each) does not keep a core busy with them."""
-        spent = self.last_seconds
-        return max(0.0, self.every - spent, spent / self.duty - spent)
+        """Seconds to wait after the last pass: the rest of `every` (none when it took longer).
+        Long full passes are spaced by full_due(); the passes between them are liveness passes,
+        so offline devices are still checked every `every`."""
+        return max(0.0, self.every - self.last_seconds)
 
     def _note_overrun(self) -> None:
-        """Say once, not every pass, when passes no longer fit `every` (a large fleet): they
-        then start `rest()` apart, or back to back with duty = 1."""
-        over = self.last_seconds + self.rest() > self.every + 1e-9
+        """Say once, not every full pass, when full passes no longer fit `every` (a large
+        fleet): liveness passes then fill in."""
+        over = self.full_gap() > self.every + 1e-9
         if over and not self._overrun:
             log.warning(
-                "alerts: a pass took %.1fs: the next starts %.1fs after it, not every = %gs "
-                "(passes are kept to duty = %g of the time)",
-                self.last_seconds,
-                self.rest(),
+                "alerts: a full pass took %.1fs: full passes start %.0fs apart, not every = %gs "
+                "(kept to %g of the time); liveness passes in between",
+                self.full_seconds,
+                self.full_gap(),
                 self.every,
-                self.duty,
+                min(self.full_duty, self.duty),
             )
         elif self._overrun and not over:
             log.info(
-                "alerts: passes fit in every = %gs again (%.1fs)", self.every, self.last_seconds
+                "alerts: full passes fit in every = %gs again (%.1fs)",
+                self.every,
+                self.full_seconds,
             )
         self._overrun = over
 

@@ -181,42 +181,74 @@ def test_alert_service_evaluates_periodically_and_notifies(tmp_path: Path) -> No
     assert svc.failures == 0 and svc.last_result is not None and svc.last_result.active == 1
 
 
-def test_alert_service_says_once_when_passes_overrun_every(
+def test_alert_service_says_once_when_full_passes_overrun_every(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from collector.alerts.service import AlertService
 
-    svc = AlertService(tmp_path / "dunewatch.db", every=60)  # duty 0.25: passes up to 15 s fit
+    # full_duty 0.05: full passes up to 3 s fit in every = 60
+    svc = AlertService(tmp_path / "dunewatch.db", every=60)
     caplog.set_level(logging.INFO, logger="dunewatch.alerts")
-    for seconds in (71.0, 75.0, 10.0, 20.0):
-        svc.last_seconds = seconds
-        svc._note_overrun()
-    said = [(r.levelname, r.getMessage()[:46]) for r in caplog.records]
+    for seconds, full in ((71.0, True), (0.1, False), (75.0, True), (2.0, True), (5.0, True)):
+        svc._passed(0.0, seconds, full)
+    said = [(r.levelname, r.getMessage().split(" apart")[0]) for r in caplog.records]
     assert said == [
-        ("WARNING", "alerts: a pass took 71.0s: the next starts 213"),
-        ("INFO", "alerts: passes fit in every = 60s again (10.0s"),
-        ("WARNING", "alerts: a pass took 20.0s: the next starts 60."),
+        ("WARNING", "alerts: a full pass took 71.0s: full passes start 1420s"),
+        ("INFO", "alerts: full passes fit in every = 60s again (2.0s)"),
+        ("WARNING", "alerts: a full pass took 5.0s: full passes start 100s"),
     ]
 
 
 @pytest.mark.parametrize(
-    ("every", "duty", "spent", "rest"),
+    ("every", "duty", "full_duty", "spent", "gap"),
     [
-        (60, 0.25, 10.0, 50.0),  # fits: the rest of the minute
-        (60, 0.25, 20.0, 60.0),  # 20 s of every 80 s
-        (60, 0.25, 60.0, 180.0),  # a 100,000-device pass with inventories: a quarter of the time
-        (60, 1.0, 71.0, 0.0),  # duty 1: back to back
-        (15, 0.5, 3.0, 12.0),
+        (60, 0.25, 1.0, 10.0, 60.0),  # fits: every minute
+        (60, 0.25, 1.0, 20.0, 80.0),  # 20 s of every 80 s
+        (60, 0.25, 1.0, 60.0, 240.0),  # 100,000 devices with inventories: a quarter of the time
+        (60, 0.25, 0.05, 60.0, 1200.0),  # ... with the default full_duty: a twentieth
+        (60, 0.25, 0.05, 5.0, 100.0),  # 100,000 devices without inventories
+        (60, 1.0, 1.0, 71.0, 71.0),  # duty 1: back to back
+        (15, 0.5, 1.0, 3.0, 15.0),
     ],
 )
-def test_the_alert_service_keeps_passes_to_their_duty(
-    tmp_path: Path, every: float, duty: float, spent: float, rest: float
+def test_the_alert_service_keeps_full_passes_to_their_duty(
+    tmp_path: Path, every: float, duty: float, full_duty: float, spent: float, gap: float
 ) -> None:
     from collector.alerts.service import AlertService
 
-    svc = AlertService(tmp_path / "dunewatch.db", every=every, duty=duty)
-    svc.last_seconds = spent
-    assert svc.rest() == pytest.approx(rest)
+    svc = AlertService(tmp_path / "dunewatch.db", every=every, duty=duty, full_duty=full_duty)
+    svc._passed(0.0, spent, True)
+    assert svc.full_gap() == pytest.approx(gap)
+    assert svc.rest() == pytest.approx(max(0.0, every - spent))
+
+
+@pytest.mark.parametrize(
+    ("every", "full_duty", "full_seconds", "kinds"),
+    [
+        (60, 0.05, 0.5, "FFFFFFFFFF"),  # a small fleet: every pass is full
+        (60, 0.05, 5.0, "FlFlFlFlFl"),  # 100,000 devices: full at most every 100 s
+        (60, 0.02, 5.0, "FllllFllll"),  # ... at most every 250 s: each fifth pass
+        (60, 0.05, 60.0, "Flllllllll"),  # with inventories: full every 1200 s, liveness between
+        (60, 1.0, 60.0, "FFFFFFFFFF"),
+    ],
+)
+def test_full_alert_passes_keep_to_their_duty_and_liveness_passes_fill_in(
+    tmp_path: Path, every: float, full_duty: float, full_seconds: float, kinds: str
+) -> None:
+    from collector.alerts.service import AlertService
+
+    svc = AlertService(tmp_path / "dunewatch.db", every=every, full_duty=full_duty, duty=1.0)
+    t, seen = 1000.0, []
+    for _ in range(len(kinds)):
+        full = svc.full_due(t)
+        seen.append("F" if full else "l")
+        spent = full_seconds if full else 0.01
+        svc._passed(t, spent, full)
+        t += spent + svc.rest() + 0.003 * (len(seen) % 3)  # the loop's own jitter
+    assert "".join(seen) == kinds
+    # a liveness pass is followed by the rest of `every`, whatever the full passes take
+    svc._passed(t, 0.01, False)
+    assert svc.rest() == pytest.approx(every - 0.01)
 
 
 def test_the_alert_duty_is_checked(tmp_path: Path) -> None:
@@ -225,6 +257,8 @@ def test_the_alert_duty_is_checked(tmp_path: Path) -> None:
 
     with pytest.raises(AlertsError, match="alert duty must be within"):
         AlertService(tmp_path / "dunewatch.db", duty=0)
+    with pytest.raises(AlertsError, match="alert full_duty must be within"):
+        AlertService(tmp_path / "dunewatch.db", full_duty=1.5)
 
 
 def test_stopping_the_alert_service_cancels_a_running_pass(

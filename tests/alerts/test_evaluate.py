@@ -269,6 +269,43 @@ def test_evaluate_without_sbom_builder_still_runs_liveness_rules(tmp_path: Path)
     assert [(a.rule_id, a.device_id) for a in r.opened] == [("device.offline", "cam-1")]
 
 
+def _state(dev: str, boot: str, ts: float, state: str, reason: str) -> E.Envelope:
+    return E.Envelope(dev, boot, 0, ts, "state", {"state": state, "reason": reason})
+
+
+def test_a_liveness_pass_opens_and_resolves_offline_alerts_only(tmp_path: Path) -> None:
+    db = tmp_path / "dunewatch.db"
+    st = open_store(db)
+    st.apply([health("cam-hot", 1, NOW - 30, 99.0), health("cam-off", 1, NOW - 30, 5.0)], NOW - 30)
+    st.apply([_state("cam-off", BOOT, NOW - 20, "offline", "will")], NOW - 20)
+    st.close()
+
+    def run(t: float, full: bool) -> Any:
+        return evaluate(db, FakeKb(), AlertsConfig(), t, bom_builder=bom_builder, full=full)
+
+    r = run(NOW, full=False)
+    assert not r.full and r.to_dict()["full"] is False
+    assert [(a.rule_id, a.device_id) for a in r.opened] == [("device.offline", "cam-off")]
+    r = run(NOW + 10, full=True)  # the health rules open theirs in a full pass
+    assert r.full and [(a.rule_id, a.device_id) for a in r.opened] == [("health.cpu", "cam-hot")]
+    # cam-off back, cam-hot cooled down: a liveness pass resolves the offline alert and leaves
+    # the CPU alert to the next full pass (its rule did not run)
+    st = open_store(db)
+    st.apply([_state("cam-off", BOOT + "2", NOW + 20, "online", "birth")], NOW + 20)
+    st.apply([health("cam-hot", 2, NOW + 20, 10.0)], NOW + 20)
+    # another device goes offline: a liveness pass reports it
+    st.apply([health("gw-1", 1, NOW + 20, 5.0)], NOW + 20)
+    st.apply([_state("gw-1", BOOT, NOW + 25, "offline", "will")], NOW + 25)
+    st.close()
+    r = run(NOW + 30, full=False)
+    assert [(a.rule_id, a.device_id) for a in r.resolved] == [("device.offline", "cam-off")]
+    assert [(a.rule_id, a.device_id) for a in r.opened] == [("device.offline", "gw-1")]
+    assert r.active == 2  # gw-1 offline, cam-hot's CPU alert kept
+    r = run(NOW + 40, full=True)
+    assert [(a.rule_id, a.device_id) for a in r.resolved] == [("health.cpu", "cam-hot")]
+    assert r.opened == () and r.active == 1
+
+
 def test_evaluate_with_the_shipped_knowledge_and_the_sbom_builder(tmp_path: Path) -> None:
     """No fakes: the stored inventory goes through the SBOM builder and firmware_db's sourced
     lifecycles (Linux 4.14 ended 2024-01-10, OpenWrt 19.07 on 2022-04-30)."""

@@ -95,6 +95,11 @@ def test_offline_alert_delivered_and_resolved(mosquitto: Any, tmp_path: Path) ->
         assert "dunewatch_alert_failures 0" in metrics
         passes = re.search(r"^dunewatch_alert_passes (\d+)$", metrics, re.M)
         assert passes is not None and int(passes.group(1)) >= 2, metrics
+        # passes of a few devices take milliseconds: each is a full one
+        full = re.search(r"^dunewatch_alert_full_passes (\d+)$", metrics, re.M)
+        # (the two counters are read while passes go on: one may be a pass ahead)
+        assert full is not None and int(full.group(1)) >= int(passes.group(1)) - 1, metrics
+        assert re.search(r"^dunewatch_alert_full_pass_seconds \S+$", metrics, re.M), metrics
         took = re.search(r"^dunewatch_alert_pass_seconds (\S+)$", metrics, re.M)
         assert took is not None and 0 < float(took.group(1)) < 60, metrics
         # the CPU the passes took, as a counter a scraper can rate
@@ -184,6 +189,9 @@ def test_alerts_table_parsed_and_validated(tmp_path: Path) -> None:
     svc = build_alert_service(cfg)
     assert svc is not None and svc.every == 5.0 and svc.duty == 0.5
     assert config_from_dict({}).alerts.duty == 0.25
+    assert config_from_dict({}).alerts.full_duty == 0.05
+    tuned = build_alert_service(config_from_dict({**doc, "alerts": {"full_duty": 0.01}}, tmp_path))
+    assert tuned is not None and tuned.full_duty == 0.01
     assert [s.name for s in svc.sinks] == ["log"] and svc.config.offline_severity == "critical"
     assert config_from_dict({"alerts": {"enabled": False}}).alerts.enabled is False
     assert build_alert_service(config_from_dict({"alerts": {"enabled": False}})) is None
@@ -193,6 +201,8 @@ def test_alerts_table_parsed_and_validated(tmp_path: Path) -> None:
         ({"duty": 0}, "duty 0 must be between 0.01 and 1"),
         ({"duty": 1.5}, "duty 1.5 must be between 0.01 and 1"),
         ({"duty": "half"}, "duty 'half' must be a number"),
+        ({"full_duty": 0}, "full_duty 0 must be between 0.001 and 1"),
+        ({"full_duty": True}, "full_duty True must be a number"),
         ({"enabled": "yes"}, "true or false"),
         ({"sinks": "missing.toml"}, "alerts sinks file .*missing.toml does not exist"),
         ({"colour": "red"}, r"unknown key\(s\) in \[alerts\]: colour"),

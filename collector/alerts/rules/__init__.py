@@ -11,7 +11,7 @@ from collector.alerts.rules.lifecycle import (
     FirmwareOutdatedRule,
     UnsupportedRule,
 )
-from collector.alerts.rules.liveness import OfflineRule, TelemetryLossRule
+from collector.alerts.rules.liveness import OFFLINE, OfflineRule, TelemetryLossRule
 from collector.alerts.rules.vulnerability import EolExploitedRule, VulnerableComponentRule
 
 RULES: tuple[Rule, ...] = (
@@ -30,3 +30,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 ALL_RULE_IDS: tuple[str, ...] = tuple(rid for rule in RULES for rid in rule.rule_ids)
+
+# What a liveness pass (between full passes, collector/alerts/service.py) evaluates: rules that
+# fire only on offline devices, read by the devices table's status index.
+LIVENESS_RULE_IDS: frozenset[str] = frozenset({OFFLINE})
