@@ -532,7 +532,7 @@ def main() -> int:
         type=float,
         default=None,
         help="share of the time full alert passes may take, the others checking liveness only "
-        "(default: its own default, 0.05)",
+        "(default: its own default, 0.02)",
     )
     args = ap.parse_args()
 

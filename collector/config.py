@@ -43,7 +43,7 @@ listen = "127.0.0.1:9108"          # "" turns the endpoint off
 enabled = true
 every = 60                         # seconds between evaluation passes
 duty = 0.25                        # caps full_duty (0.01..1)
-full_duty = 0.05                   # full passes at most this share; between: offline only
+full_duty = 0.02                   # full passes at most this share; between: offline only
 config = "alerts.toml"             # thresholds (docs/alerts.md); "" = defaults
 sinks = "sinks.toml"               # [[sink]] tables: log, webhook, mqtt; "" = none
 policy = ""                        # Digital Dune Index policy TOML; "" = defaults
@@ -217,7 +217,7 @@ class AlertSettings:
     enabled: bool = True
     every: float = 60.0
     duty: float = 0.25  # caps full_duty (it bounded every pass before liveness passes)
-    full_duty: float = 0.05  # full passes at most this share; the others check liveness only
+    full_duty: float = 0.02  # full passes at most this share; the others check liveness only
     config_file: Path | None = None
     sinks_file: Path | None = None
     policy_file: Path | None = None
@@ -389,7 +389,7 @@ def config_from_dict(
             enabled=al.get("enabled", True),
             every=al.get("every", 60.0),
             duty=al.get("duty", 0.25),
-            full_duty=al.get("full_duty", 0.05),
+            full_duty=al.get("full_duty", 0.02),
             config_file=_opt_path(rel(al.get("config"))),
             sinks_file=_opt_path(rel(al.get("sinks"))),
             policy_file=_opt_path(rel(al.get("policy"))),

@@ -38,7 +38,7 @@ class AlertService:
         kb: Any = None,
         policy: Any = None,
         duty: float = 0.25,
-        full_duty: float = 0.05,
+        full_duty: float = 0.02,
     ) -> None:
         if every <= 0:
             raise AlertsError(f"alert evaluation interval must be positive, got {every}")
@@ -97,7 +97,7 @@ class AlertService:
 
     def full_gap(self) -> float:
         """Seconds from the start of the last full pass to the next: `every`, or that pass's
-        length over the smaller of `full_duty` and `duty` (a 5 s pass at 0.05: 100 s), so full
+        length over the smaller of `full_duty` and `duty` (a 5 s pass at 0.02: 250 s), so full
         passes over a large fleet do not keep a core busy."""
         return max(self.every, self.full_seconds / min(self.full_duty, self.duty))
 

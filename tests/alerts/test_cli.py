@@ -186,16 +186,16 @@ def test_alert_service_says_once_when_full_passes_overrun_every(
 ) -> None:
     from collector.alerts.service import AlertService
 
-    # full_duty 0.05: full passes up to 3 s fit in every = 60
+    # full_duty 0.02: full passes up to 1.2 s fit in every = 60
     svc = AlertService(tmp_path / "dunewatch.db", every=60)
     caplog.set_level(logging.INFO, logger="dunewatch.alerts")
-    for seconds, full in ((71.0, True), (0.1, False), (75.0, True), (2.0, True), (5.0, True)):
+    for seconds, full in ((71.0, True), (0.1, False), (75.0, True), (1.0, True), (5.0, True)):
         svc._passed(0.0, seconds, full)
     said = [(r.levelname, r.getMessage().split(" apart")[0]) for r in caplog.records]
     assert said == [
-        ("WARNING", "alerts: a full pass took 71.0s: full passes start 1420s"),
-        ("INFO", "alerts: full passes fit in every = 60s again (2.0s)"),
-        ("WARNING", "alerts: a full pass took 5.0s: full passes start 100s"),
+        ("WARNING", "alerts: a full pass took 71.0s: full passes start 3550s"),
+        ("INFO", "alerts: full passes fit in every = 60s again (1.0s)"),
+        ("WARNING", "alerts: a full pass took 5.0s: full passes start 250s"),
     ]
 
 
@@ -205,8 +205,8 @@ def test_alert_service_says_once_when_full_passes_overrun_every(
         (60, 0.25, 1.0, 10.0, 60.0),  # fits: every minute
         (60, 0.25, 1.0, 20.0, 80.0),  # 20 s of every 80 s
         (60, 0.25, 1.0, 60.0, 240.0),  # 100,000 devices with inventories: a quarter of the time
-        (60, 0.25, 0.05, 60.0, 1200.0),  # ... with the default full_duty: a twentieth
-        (60, 0.25, 0.05, 5.0, 100.0),  # 100,000 devices without inventories
+        (60, 0.25, 0.02, 60.0, 3000.0),  # ... with the default full_duty: a fiftieth
+        (60, 0.25, 0.02, 5.0, 250.0),  # 100,000 devices without inventories
         (60, 1.0, 1.0, 71.0, 71.0),  # duty 1: back to back
         (15, 0.5, 1.0, 3.0, 15.0),
     ],
@@ -225,10 +225,10 @@ def test_the_alert_service_keeps_full_passes_to_their_duty(
 @pytest.mark.parametrize(
     ("every", "full_duty", "full_seconds", "kinds"),
     [
-        (60, 0.05, 0.5, "FFFFFFFFFF"),  # a small fleet: every pass is full
-        (60, 0.05, 5.0, "FlFlFlFlFl"),  # 100,000 devices: full at most every 100 s
-        (60, 0.02, 5.0, "FllllFllll"),  # ... at most every 250 s: each fifth pass
-        (60, 0.05, 60.0, "Flllllllll"),  # with inventories: full every 1200 s, liveness between
+        (60, 0.02, 0.5, "FFFFFFFFFF"),  # a small fleet: every pass is full
+        (60, 0.02, 5.0, "FllllFllll"),  # 100,000 devices: full at most every 250 s
+        (60, 0.05, 5.0, "FlFlFlFlFl"),  # ... with full_duty 0.05: at most every 100 s
+        (60, 0.02, 60.0, "Flllllllll"),  # with inventories: full every 3000 s, liveness between
         (60, 1.0, 60.0, "FFFFFFFFFF"),
     ],
 )
