@@ -169,7 +169,9 @@ def process(
     escalated: list[Alert] = []
     resolved: list[Alert] = []
     with store.transaction():
-        active = store.active_by_key()
+        # only the alerts these rules can find or resolve: a liveness pass loads the offline
+        # ones, not every alert of a large fleet
+        active = store.active_by_key({rid for rule in rules for rid in rule.rule_ids})
         seen: set[str] = set()
         updates: list[tuple[Alert, Finding, int | None]] = []
         for f in findings:

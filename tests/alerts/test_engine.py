@@ -13,6 +13,7 @@ from collector.alerts.config import AlertsConfig
 from collector.alerts.engine import dispatch, process
 from collector.alerts.interface import AlertsError
 from collector.alerts.model import Finding, FleetSnapshot, HealthSample, Notification
+from collector.alerts.rules.liveness import OfflineRule
 from collector.alerts.store import AlertStore, StoredEvidence
 from tests.alerts.snap import NOW, device, fleet
 
@@ -290,3 +291,30 @@ def test_active_alerts_of_a_pass_keep_their_evidence_as_stored_text(store: Alert
     assert dict(held.evidence) == ev and held.to_dict()["evidence"] == ev
     assert held.evidence["n"] == 1 and len(held.evidence) == 2 and "components" in held.evidence
     assert store.get(a.id).evidence == ev  # type: ignore[union-attr]
+
+
+def test_a_pass_loads_only_the_active_alerts_its_rules_can_touch(store: AlertStore) -> None:
+    eol = store.open_alert(
+        Finding("eol.reached", "cam-1", "high", "cam-1: 1 past EOL", {}), NOW, None
+    )
+    off = store.open_alert(
+        Finding("device.offline", "cam-2", "high", "cam-2 offline", {}), NOW, None
+    )
+    gone = store.open_alert(
+        Finding("device.offline", "cam-3", "high", "cam-3 offline", {}), NOW, None
+    )
+    store.mark_resolved(gone.id, NOW, "auto")
+    assert set(store.active_by_key()) == {eol.dedupe_key, off.dedupe_key}
+    assert set(store.active_by_key({"device.offline"})) == {off.dedupe_key}
+    assert store.active_by_key(set()) == {}
+    plan = store.db.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM alerts WHERE status != 'resolved' "
+        "AND rule_id IN (SELECT value FROM json_each(?))",
+        ('["device.offline"]',),
+    ).fetchall()
+    assert any("alerts_active_rule" in str(row) for row in plan), plan
+    # a liveness pass (the offline rule only) leaves the EOL alert alone and resolves cam-2's
+    r = process(
+        fleet(device("cam-2", status="online")), store, CFG, NOW + 60, rules=[OfflineRule()]
+    )
+    assert [a.id for a in r.resolved] == [off.id] and r.active == 1
