@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -305,21 +305,7 @@ def build_liveness_snapshot(db: str | Path, *, now: float) -> FleetSnapshot:
         offline = store.devices(status="offline")
     finally:
         store.close()
-    devices = tuple(
-        DeviceState(
-            device_id=s.device_id,
-            status=s.status,
-            status_since=s.status_since,
-            last_seen=s.last_seen,
-            tags=dict(s.tags),
-            criticality=s.criticality,
-            simulated=s.simulated,
-            vendor=s.vendor,
-            model=s.model,
-            firmware_version=s.firmware,
-        )
-        for s in offline
-    )
+    devices = tuple(_state(s) for s in offline)
     return FleetSnapshot(
         taken_at=now, devices=devices, simulated=bool(devices) and all(d.simulated for d in devices)
     )
@@ -469,8 +455,17 @@ def _device_state(
         dune = score_device(bom, policy, today, cache=exposure)
         fields["layer_grades"] = _grades(dune, memo)
         fields["components"] = _components(bom, vulns, aging, memo)
-    state = DeviceState(
-        device_id=dev_id,
+    state = _state(s, latest_health=latest, health_windows=windows, loss=loss, **fields)
+    return state, dune
+
+
+def _state(s: Any, **fields: Any) -> DeviceState:
+    """A device's state from its store summary (identity, liveness, tags) plus `fields`; the
+    firmware version the store knows unless the inventory's aging gave one."""
+    if "firmware_version" not in fields:
+        fields["firmware_version"] = s.firmware or None
+    return DeviceState(
+        device_id=s.device_id,
         status=s.status,
         status_since=s.status_since,
         last_seen=s.last_seen,
@@ -479,11 +474,5 @@ def _device_state(
         simulated=s.simulated,
         vendor=s.vendor,
         model=s.model,
-        latest_health=latest,
-        health_windows=windows,
-        loss=loss,
         **fields,
     )
-    if "firmware_version" not in fields and s.firmware:
-        state = replace(state, firmware_version=s.firmware)
-    return state, dune
