@@ -106,6 +106,13 @@ class _Stream:
     first_received: float = 0.0
     start_missing: int = 0
 
+    @classmethod
+    def stored(cls, covered: str, lost: int, first_received: float) -> _Stream:
+        """A stream as read from its row; what it misses now is the baseline of the batch."""
+        stream = cls(_parse_ranges(covered), int(lost), float(first_received))
+        stream.start_missing = stream.missing()
+        return stream
+
     def contains(self, seq: int) -> bool:
         ranges = self.ranges
         if not ranges or seq > ranges[-1][1]:
@@ -382,10 +389,7 @@ class SqliteStore:
                 stored_last_state=row[4],
             )
             if row[7] is not None:
-                stream = streams[(dev_id, boot)] = _Stream(
-                    _parse_ranges(row[7]), int(row[8]), float(row[9])
-                )
-                stream.start_missing = stream.missing()
+                streams[(dev_id, boot)] = _Stream.stored(row[7], row[8], row[9])
         for dev_id in ids:
             if dev_id not in out:
                 out[dev_id] = _Dev()
@@ -412,10 +416,7 @@ class SqliteStore:
                 (_dumps(rest),),
             )
             for dev_id, boot, covered, lost, first in rows:
-                stream = out[(dev_id, boot)] = _Stream(
-                    _parse_ranges(covered), int(lost), float(first)
-                )
-                stream.start_missing = stream.missing()
+                out[(dev_id, boot)] = _Stream.stored(covered, lost, first)
         for key in keys:
             if key not in out:
                 out[key] = _Stream(first_received=received)
