@@ -229,15 +229,11 @@ class AlertSettings:
             raise ConfigError(f"alerts every {self.every!r} must be a number of seconds")
         if not 1.0 <= self.every <= 86400.0:
             raise ConfigError(f"alerts every {self.every:g}s must be between 1 and 86400 seconds")
-        if isinstance(self.duty, bool) or not isinstance(self.duty, int | float):
-            raise ConfigError(f"alerts duty {self.duty!r} must be a number")
-        if not 0.01 <= self.duty <= 1.0:
-            raise ConfigError(f"alerts duty {self.duty:g} must be between 0.01 and 1")
-        fd = self.full_duty
-        if isinstance(fd, bool) or not isinstance(fd, int | float):
-            raise ConfigError(f"alerts full_duty {fd!r} must be a number")
-        if not 0.001 <= fd <= 1.0:
-            raise ConfigError(f"alerts full_duty {fd:g} must be between 0.001 and 1")
+        for name, share, low in (("duty", self.duty, 0.01), ("full_duty", self.full_duty, 0.001)):
+            if isinstance(share, bool) or not isinstance(share, int | float):
+                raise ConfigError(f"alerts {name} {share!r} must be a number")
+            if not low <= share <= 1.0:
+                raise ConfigError(f"alerts {name} {share:g} must be between {low:g} and 1")
         for name, path in (
             ("config", self.config_file),
             ("sinks", self.sinks_file),
