@@ -190,6 +190,7 @@ class _Dev:
     stored_boot: str | None = None
     stored_last_state: str | None = None
     health: tuple[float | None, int | None] = (None, None)  # newest health of the batch: ts, id
+    last_health: int | None = None  # id of the device's last stored health row (chain head)
 
     def moved(self) -> bool:
         return self.status != self.stored_status or self.status_since != self.stored_since
@@ -368,7 +369,7 @@ class SqliteStore:
         out: dict[str, _Dev] = {}
         rows = self.conn.execute(
             "SELECT d.device_id, d.status, d.status_since, d.enrolled, d.last_state, d.interval, "
-            "d.boot_id, s.covered, s.lost, s.first_received "
+            "d.boot_id, s.covered, s.lost, s.first_received, d.health_last "
             "FROM devices AS d LEFT JOIN streams AS s "
             "ON s.device_id = d.device_id AND s.boot_id = d.boot_id "
             "WHERE d.device_id IN (SELECT value FROM json_each(?))",
@@ -387,6 +388,7 @@ class SqliteStore:
                 stored_interval=row[5],
                 stored_boot=boot,
                 stored_last_state=row[4],
+                last_health=row[10],
             )
             if row[7] is not None:
                 streams[(dev_id, boot)] = _Stream.stored(row[7], row[8], row[9])
@@ -562,12 +564,18 @@ class SqliteStore:
                     move(dev_id, dev, STATUS_ONLINE, REASON_REPORT)
 
         if health_rows:
-            # we hold the write lock, so rowids continue from the current maximum, in order
+            # we hold the write lock, so ids continue from the current maximum, in order; each
+            # row points to its device's previous one (the chain that health_history walks)
             base = int(conn.execute("SELECT coalesce(max(id), 0) FROM health").fetchone()[0])
+            chained = []
+            for k, row in enumerate(health_rows, base + 1):
+                dev = devs[row[0]]
+                chained.append((k, *row, dev.last_health))
+                dev.last_health = k
             conn.executemany(
-                "INSERT INTO health (device_id, ts, received, boot_id, seq, msg) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                health_rows,
+                "INSERT INTO health (id, device_id, ts, received, boot_id, seq, msg, prev_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                chained,
             )
             for d, (row, idx) in latest.items():
                 devs[d].health = (row[1], base + 1 + idx)
@@ -617,14 +625,16 @@ class SqliteStore:
         # status is indexed: setting it, even to the same value, rewrites its index entry, so
         # the usual report (the device stays online) leaves it out of the SET list
         conn.executemany(
-            f"UPDATE devices SET last_seen = ?1, {_latest_set('?2', '?3')} WHERE device_id = ?4",
-            [(received, *dev.health, d) for d, dev in seen if not dev.moved()],
+            f"UPDATE devices SET last_seen = ?1, {_latest_set('?2', '?3')}, "
+            "health_last = coalesce(?5, health_last) WHERE device_id = ?4",
+            [(received, *dev.health, d, dev.last_health) for d, dev in seen if not dev.moved()],
         )
         conn.executemany(
             "UPDATE devices SET status = ?1, status_since = ?2, last_seen = ?3, "
-            f"{_latest_set('?4', '?5')} WHERE device_id = ?6",
+            f"{_latest_set('?4', '?5')}, health_last = coalesce(?7, health_last) "
+            "WHERE device_id = ?6",
             [
-                (dev.status, dev.status_since, received, *dev.health, d)
+                (dev.status, dev.status_since, received, *dev.health, d, dev.last_health)
                 for d, dev in seen
                 if dev.moved()
             ],
@@ -632,9 +642,10 @@ class SqliteStore:
         conn.executemany(
             "INSERT INTO devices (device_id, status, status_since, first_seen, last_seen, source, "
             "agent_version, interval, boot_id, last_state, vendor, model, firmware, health_ts, "
-            "health_id) VALUES (?, ?, ?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "health_id, health_last) VALUES (?, ?, ?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (device_id) DO UPDATE SET "
             f"{_latest_set('excluded.health_ts', 'excluded.health_id')}, "
+            "health_last = coalesce(excluded.health_last, devices.health_last), "
             "status = excluded.status, "
             "status_since = excluded.status_since, "
             "first_seen = coalesce(devices.first_seen, excluded.first_seen), "
@@ -661,6 +672,7 @@ class SqliteStore:
                     dev.model,
                     dev.firmware,
                     *dev.health,
+                    dev.last_health,
                 )
                 for d, dev in touched
                 if not dev.only_seen()
@@ -822,12 +834,14 @@ class SqliteStore:
                     }
                 )
                 cur = conn.execute(
-                    "INSERT INTO health (device_id, ts, received, boot_id, seq, msg) "
-                    "VALUES (?, ?, ?, ?, 0, ?)",
-                    (device_id, ts, ts, _POLL_BOOT, msg),
+                    "INSERT INTO health (device_id, ts, received, boot_id, seq, msg, prev_id) "
+                    "VALUES (?1, ?2, ?2, ?3, 0, ?4, "
+                    "(SELECT health_last FROM devices WHERE device_id = ?1))",
+                    (device_id, ts, _POLL_BOOT, msg),
                 )
                 conn.execute(
-                    f"UPDATE devices SET {_latest_set('?1', '?2')} WHERE device_id = ?3",
+                    f"UPDATE devices SET {_latest_set('?1', '?2')}, health_last = ?2 "
+                    "WHERE device_id = ?3",
                     (ts, cur.lastrowid, device_id),
                 )
             conn.execute(
@@ -1082,10 +1096,12 @@ class SqliteStore:
             cut = min(self._last_id_received_before(now - self.retention), self._rolled_id())
             cur = conn.execute(
                 "DELETE FROM health WHERE id <= ? AND id NOT IN "
-                "(SELECT health_id FROM devices WHERE health_id IS NOT NULL)",
+                "(SELECT health_id FROM devices WHERE health_id IS NOT NULL "
+                "UNION ALL SELECT health_last FROM devices WHERE health_last IS NOT NULL)",
                 (cut,),
             )
             removed = cur.rowcount
+            self._relink_latest(cut)
             conn.execute("DELETE FROM rollups WHERE bucket < ?", (now - self.rollup_retention,))
             conn.execute(
                 "DELETE FROM rollups_coarse WHERE bucket < ?", (now - self.coarse_retention,)
@@ -1093,6 +1109,27 @@ class SqliteStore:
             conn.execute("DELETE FROM events WHERE ts < ?", (now - self.retention,))
             conn.execute("DELETE FROM streams WHERE last_received < ?", (now - self.retention,))
         return int(removed)
+
+    def _relink_latest(self, cut: int) -> None:
+        """Keep a latest report that retention spared on its device's chain: below the cut only
+        the rows devices point to are left, so a device whose newest report in agent time is
+        not its last arrival would otherwise lose it from its history at the first gap."""
+        conn = self.conn
+        rows = conn.execute(
+            "SELECT health_id, health_last FROM devices "
+            "WHERE health_id <= ? AND health_last != health_id",
+            (cut,),
+        ).fetchall()
+        for latest, last in rows:
+            end = conn.execute(
+                "WITH RECURSIVE chain (id, prev) AS ("
+                "SELECT id, prev_id FROM health WHERE id = ?1 UNION ALL "
+                "SELECT h.id, h.prev_id FROM chain JOIN health AS h ON h.id = chain.prev "
+                "WHERE chain.id > ?2) SELECT min(id) FROM chain",
+                (last, latest),
+            ).fetchone()[0]
+            if end is not None and end > latest:
+                conn.execute("UPDATE health SET prev_id = ? WHERE id = ?", (latest, end))
 
     def _rolled_id(self) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'rolled_id'").fetchone()
@@ -1219,9 +1256,17 @@ class SqliteStore:
     def health_history(
         self, device_id: str, since: float, until: float | None = None
     ) -> list[HealthPoint]:
+        # newest first along the device's chain (ordered by arrival, not agent time, so the
+        # walk goes to the chain's end: retention bounds it)
         rows = self.conn.execute(
-            "SELECT device_id, ts, boot_id, seq, body FROM health "
-            "WHERE device_id = ? AND ts >= ? AND ts <= ? ORDER BY ts, seq",
+            "WITH RECURSIVE chain (id) AS ("
+            "SELECT health_last FROM devices WHERE device_id = ?1 "
+            "UNION ALL SELECT h.prev_id FROM chain JOIN health AS h ON h.id = chain.id) "
+            "SELECT h.device_id, h.ts, h.boot_id, h.seq, h.body FROM health AS h "
+            "WHERE h.id IN (SELECT id FROM chain "
+            # retention keeps the latest report past the chain's cut end
+            "UNION SELECT health_id FROM devices WHERE device_id = ?1) "
+            "AND h.ts >= ?2 AND h.ts <= ?3 ORDER BY h.ts, h.seq",
             (device_id, since, until if until is not None else float("inf")),
         )
         return [HealthPoint(r[0], r[1], r[2], r[3], stored_json(r[4])) for r in rows]

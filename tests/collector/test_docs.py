@@ -86,10 +86,12 @@ def test_every_documented_query_runs(tmp_path: Path) -> None:
     results = [conn.execute(q).fetchall() for q in queries]
     conn.close()
     assert results[0] == [(None, "offline", 1), ("north", "online", 1)]
+    # the raw history along the device's chain: its three reports, oldest first
+    assert [r[1:] for r in results[5]] == [(1, 1, 40), (2, 2, 40), (3, 3, 40)]
     # the coarse tier holds the same numbers (one day, or two around midnight UTC)
-    assert {r[1:] for r in results[6]} == {(40.0, 40.0, 40.0)}
+    assert {r[1:] for r in results[7]} == {(40.0, 40.0, 40.0)}
     # 5 accepted (birth, 3 health, inventory); seq 4 never arrived: one gap
-    assert ("gw-0007", 5, 0, 1, 0, 16.67) in results[7]
+    assert ("gw-0007", 5, 0, 1, 0, 16.67) in results[8]
     assert results[-2] == [("busybox", "1.36", "opkg")]
 
 

@@ -51,7 +51,7 @@ def test_wal_and_versioned_schema(tmp_path: Path) -> None:
     s.close()
     conn = sqlite3.connect(tmp_path / "a.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
     conn.close()
     s2 = SqliteStore(tmp_path / "a.db")  # reopening migrates nothing and keeps the data
     assert s2.ingest_stats("d1").accepted == 1
@@ -454,7 +454,7 @@ def test_version_1_database_is_migrated_with_its_latest_health(tmp_path: Path) -
     )
     conn.close()
     s = SqliteStore(db)
-    assert s.schema_version() == 3
+    assert s.schema_version() == 4
     assert s.latest_health("d1") == h(7, NOW).body
     assert s.latest_health("d2") == h(3, 0, dev="d2").body  # kept though history had lost it
     assert [p.seq for p in s.health_history("d1", 0)] == [7]  # not duplicated
@@ -662,7 +662,7 @@ def test_version_2_rollups_are_folded_into_the_coarse_tier(tmp_path: Path) -> No
     )
     conn.close()
     s = SqliteStore(db)
-    assert s.schema_version() == 3
+    assert s.schema_version() == 4
     coarse = [(r.bucket, r.n, r.min, r.avg, r.max) for r in s.rollups("d1", 0, coarse=True)]
     assert coarse == [(hour, 3, 1.0, 13.0 / 3, 9.0), (hour + 3600, 1, 5.0, 5.0, 5.0)]
     assert len(s.rollups("d1", 0)) == 3  # the fine tier is left as it was
@@ -774,3 +774,80 @@ def test_two_processes_rolling_up_at_once_count_each_report_once(
     assert _all_rollups(a) == _all_rollups(ref)
     for s in (a, b, ref):
         s.close()
+
+
+# one step of a random history: a batch of reports (device, seq, ts offset), a poll, a prune
+_step = st.one_of(
+    st.tuples(
+        st.just("batch"),
+        st.lists(
+            st.tuples(st.sampled_from(["d1", "d2", "d3"]), st.integers(1, 12), st.integers(-5, 40)),
+            min_size=1,
+            max_size=6,
+        ),
+    ),
+    st.tuples(st.just("poll"), st.sampled_from(["d1", "cam"]), st.integers(-5, 40)),
+    st.tuples(st.just("prune"), st.integers(0, 40)),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(_step, min_size=1, max_size=10), since=st.integers(-5, 40))
+def test_health_history_along_the_chain_equals_a_scan_of_the_table(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[Any, ...]], since: int
+) -> None:
+    # raw history has no (device, ts) index: each row points to its device's previous one.
+    # Whatever arrives (several reports of a device per batch, duplicates, agent time going
+    # backwards, polled health, retention cuts), the chain must find what a full scan finds.
+    day = 86400.0
+    s = SqliteStore(tmp_path_factory.mktemp("chain") / "c.db", retention_days=1)
+    try:
+        clock = NOW
+        for step in steps:
+            clock += 1
+            if step[0] == "batch":
+                s.apply([h(seq, NOW + off * day / 10, dev=d) for d, seq, off in step[1]], clock)
+            elif step[0] == "poll":
+                s.record_poll(step[1], NOW + step[2] * day / 10, "ok", health={"interval": 60})
+            else:
+                clock += step[1] * day / 10
+                s.prune(clock)
+        lo = NOW + since * day / 10
+        for dev in ("d1", "d2", "d3", "cam", "nobody"):
+            scan = s.conn.execute(
+                "SELECT seq, ts FROM health WHERE device_id = ? AND ts >= ? ORDER BY ts, seq",
+                (dev, lo),
+            ).fetchall()
+            assert [(p.seq, p.ts) for p in s.health_history(dev, lo)] == [tuple(r) for r in scan]
+        assert not s.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = 'health'"
+        ).fetchall()
+    finally:
+        s.close()
+
+
+def test_version_3_history_is_chained_by_the_migration(tmp_path: Path) -> None:
+    from collector.store.migrations import MIGRATIONS
+
+    db = tmp_path / "v3.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    for _, script in MIGRATIONS[:3]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version=3")
+    conn.execute("INSERT INTO devices (device_id) VALUES ('d1'), ('d2')")
+    rows = [("d1", 1), ("d2", 1), ("d1", 2), ("d1", 3), ("d2", 2)]
+    for dev, seq in rows:
+        conn.execute(
+            "INSERT INTO health (device_id, ts, received, boot_id, seq, msg) "
+            "VALUES (?, ?, ?, 'b1', ?, ?)",
+            (dev, NOW + seq, NOW + seq, seq, h(seq, NOW + seq, dev=dev).encode().decode()),
+        )
+    conn.close()
+    s = SqliteStore(db)
+    assert s.schema_version() == 4
+    assert [p.seq for p in s.health_history("d1", 0)] == [1, 2, 3]
+    assert [p.seq for p in s.health_history("d2", 0)] == [1, 2]
+    s.apply([h(4, NOW + 4), h(3, NOW + 3, dev="d2")], NOW + 5)  # the chains go on
+    assert [p.seq for p in s.health_history("d1", 0)] == [1, 2, 3, 4]
+    assert [p.seq for p in s.health_history("d2", NOW + 2)] == [2, 3]
+    s.close()
