@@ -59,7 +59,7 @@ DAY = 86400.0
 # written off as lost (a seq arriving for it later is counted as a duplicate).
 MAX_RANGES = 256
 # Page cache per connection. A batch of a city-scale live stream (hundreds of devices, each
-# reporting once) touches a page or more of the devices, streams, counters and health index
+# reporting once) touches a page or more of the devices, streams and counters tables
 # per message: with SQLite's default 2 MiB the pages its reads loaded were evicted before its
 # writes, and read again (bench: 65 -> 54 us per message with 64 MiB). Filled only as used.
 DEFAULT_CACHE_MB = 64
@@ -447,7 +447,8 @@ class SqliteStore:
         self._load_streams(keys, received, streams, devs)
         stats: dict[str, list[int]] = {}  # accepted, duplicate, dropped
         health_rows: list[tuple[Any, ...]] = []
-        latest: dict[str, tuple[tuple[Any, ...], int]] = {}
+        next_id = 0  # the id of the batch's next health row, once the first one came
+        latest: dict[str, tuple[float, int]] = {}
         inv_latest: dict[str, tuple[Envelope, str]] = {}
         snapshots: dict[str, tuple[float, str]] = {}
         inv_hist: dict[tuple[str, str], list[float]] = {}
@@ -502,11 +503,20 @@ class SqliteStore:
                 else:
                     r = raw[i]
                     msg = r.decode() if isinstance(r, bytes) else r
-                row = (dev_id, env.ts, received, env.boot_id, env.seq, msg)
-                health_rows.append(row)
+                if not next_id:
+                    # we hold the write lock: ids continue from the current maximum, in order
+                    next_id = 1 + int(
+                        conn.execute("SELECT coalesce(max(id), 0) FROM health").fetchone()[0]
+                    )
+                # each row points to its device's previous one: the chain health_history walks
+                health_rows.append(
+                    (next_id, dev_id, env.ts, received, env.boot_id, env.seq, msg, dev.last_health)
+                )
+                dev.last_health = next_id
                 prev = latest.get(dev_id)
-                if prev is None or env.ts >= prev[0][1]:
-                    latest[dev_id] = (row, len(health_rows) - 1)
+                if prev is None or env.ts >= prev[0]:
+                    latest[dev_id] = (env.ts, next_id)
+                next_id += 1
                 iv = body.get("interval")
                 if isinstance(iv, (int, float)) and not isinstance(iv, bool):
                     dev.interval = float(iv)
@@ -564,21 +574,13 @@ class SqliteStore:
                     move(dev_id, dev, STATUS_ONLINE, REASON_REPORT)
 
         if health_rows:
-            # we hold the write lock, so ids continue from the current maximum, in order; each
-            # row points to its device's previous one (the chain that health_history walks)
-            base = int(conn.execute("SELECT coalesce(max(id), 0) FROM health").fetchone()[0])
-            chained = []
-            for k, row in enumerate(health_rows, base + 1):
-                dev = devs[row[0]]
-                chained.append((k, *row, dev.last_health))
-                dev.last_health = k
             conn.executemany(
                 "INSERT INTO health (id, device_id, ts, received, boot_id, seq, msg, prev_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                chained,
+                health_rows,
             )
-            for d, (row, idx) in latest.items():
-                devs[d].health = (row[1], base + 1 + idx)
+            for d, point in latest.items():
+                devs[d].health = point
         if inv_latest:
             self._write_inventory(
                 snapshots,
