@@ -432,15 +432,20 @@ def test_will_of_a_known_device_is_kept_against_late_reports(store: SqliteStore)
     assert [t.reason for t in store.transitions("d1")] == ["report", "will", "birth"]
 
 
-def test_version_1_database_is_migrated_with_its_latest_health(tmp_path: Path) -> None:
+def _database_at(path: Path, version: int) -> sqlite3.Connection:
+    """A database made by an older dunewatch: the schema as of `version`, no data yet."""
     from collector.store.migrations import MIGRATIONS
 
+    conn = sqlite3.connect(path, isolation_level=None)
+    for _, script in MIGRATIONS[:version]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version={version}")
+    return conn
+
+
+def test_version_1_database_is_migrated_with_its_latest_health(tmp_path: Path) -> None:
     db = tmp_path / "v1.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    for stmt in MIGRATIONS[0][1].split(";"):
-        if stmt.strip():
-            conn.execute(stmt)
-    conn.execute("PRAGMA user_version=1")
+    conn = _database_at(db, 1)
     conn.execute("INSERT INTO devices (device_id, status) VALUES ('d1', 'online'), ('d2', 'stale')")
     old = h(7, NOW).encode().decode()
     conn.execute(
@@ -643,13 +648,8 @@ def test_each_rollup_tier_has_its_own_retention(tmp_path: Path) -> None:
 
 
 def test_version_2_rollups_are_folded_into_the_coarse_tier(tmp_path: Path) -> None:
-    from collector.store.migrations import MIGRATIONS
-
     db = tmp_path / "v2.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    for _, script in MIGRATIONS[:2]:
-        conn.executescript(script)
-    conn.execute("PRAGMA user_version=2")
+    conn = _database_at(db, 2)
     hour = NOW - NOW % 3600
     conn.executemany(
         "INSERT INTO rollups (device_id, bucket, metric, n, min, max, sum) "
@@ -827,13 +827,8 @@ def test_health_history_along_the_chain_equals_a_scan_of_the_table(
 
 
 def test_version_3_history_is_chained_by_the_migration(tmp_path: Path) -> None:
-    from collector.store.migrations import MIGRATIONS
-
     db = tmp_path / "v3.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    for _, script in MIGRATIONS[:3]:
-        conn.executescript(script)
-    conn.execute("PRAGMA user_version=3")
+    conn = _database_at(db, 3)
     conn.execute("INSERT INTO devices (device_id) VALUES ('d1'), ('d2')")
     rows = [("d1", 1), ("d2", 1), ("d1", 2), ("d1", 3), ("d2", 2)]
     for dev, seq in rows:
