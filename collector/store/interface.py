@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from agent.envelope import Envelope
 from collector.errors import CollectorError
+
+# What apply() reads of a health report's body when it is given the raw payload (the stored
+# message is that payload): ingest keeps only these keys of a validated report while it waits
+# for its batch (collector/ingest/mqtt.py, slim_health).
+HEALTH_BODY_KEYS: Final = ("interval", "agent")
 
 if TYPE_CHECKING:
     from collector.liveness import LivenessPolicy
@@ -200,8 +205,9 @@ class Store(Protocol):
         """Store one batch in one transaction: dedupe on (device, boot, seq), count gaps and
         agent drop events, upsert devices, latest health, history, inventory snapshot by hash and
         current inventory, state messages into liveness. `raw`, when given, holds each
-        envelope's payload as received (saves re-encoding). Raises StoreError and stores
-        nothing of the batch when the transaction fails."""
+        envelope's payload as received (saves re-encoding; a health envelope's body is then
+        read for HEALTH_BODY_KEYS only). Raises StoreError and stores nothing of the batch when
+        the transaction fails."""
         ...
 
     def record_rejects(self, rejects: Sequence[Reject]) -> None:

@@ -846,3 +846,38 @@ def test_version_3_history_is_chained_by_the_migration(tmp_path: Path) -> None:
     assert [p.seq for p in s.health_history("d1", 0)] == [1, 2, 3, 4]
     assert [p.seq for p in s.health_history("d2", NOW + 2)] == [2, 3]
     s.close()
+
+
+def test_slim_health_envelopes_store_what_full_ones_do(tmp_path: Path) -> None:
+    # ingest drops all but HEALTH_BODY_KEYS of a validated report's body before its batch; the
+    # store, given the raw payloads, must end up with the same rows either way
+    from collector.ingest.mqtt import slim_health
+
+    body = {
+        "interval": 15,
+        "cpu": {"pct": 12.5},
+        "disk": {"/": {"pct": 40}},
+        "agent": {"version": "1.4.2", "rss": 15.8},
+    }
+    envs = [E.make("d1", "b1", i, "health", body, ts=NOW + i) for i in (1, 2, 4)]
+    envs.append(E.make("d2", "b9", 1, "health", {"interval": 60}, ts=NOW))
+    raws = [e.encode() for e in envs]
+    slim = [slim_health(e) for e in envs]
+    assert dict(slim[0].body) == {"interval": 15, "agent": {"version": "1.4.2", "rss": 15.8}}
+
+    def stored(envelopes: list[E.Envelope], name: str) -> list[Any]:
+        s = SqliteStore(tmp_path / name)
+        try:
+            r = s.apply(envelopes, NOW + 5, raws)
+            rows = s.conn.execute(
+                "SELECT device_id, status, interval, agent_version, health_id, health_ts, "
+                "health_last FROM devices ORDER BY device_id"
+            ).fetchall()
+            msgs = s.conn.execute("SELECT id, msg, prev_id FROM health ORDER BY id").fetchall()
+            return [r, rows, msgs, s.latest_health("d1"), s.ingest_stats("d1")]
+        finally:
+            s.close()
+
+    full, lean = stored(envs, "full.db"), stored(slim, "slim.db")
+    assert lean == full
+    assert full[1][0][2:4] == (15.0, "1.4.2")  # interval and agent version from the body
