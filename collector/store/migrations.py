@@ -198,18 +198,15 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         # A device's raw history is a chain instead of an index: each health row points to the
         # device's previous one (prev_id) and the device row to its last (health_last). The
         # (device_id, ts) index cost a random B-tree insert per report, about a seventh of
-        # storing a report at 100,000 devices and more as the history grows; a device's
-        # history is read newest first along the chain.
+        # storing a report at 100,000 devices and more as the history grows. Rows stored before
+        # this step are not chained (that would rewrite every row: hours at city scale); they
+        # stay reachable through the old index, which the store drops once retention has
+        # removed them (meta.chain_from: the first chained id).
         """
         ALTER TABLE health ADD COLUMN prev_id INTEGER;
         ALTER TABLE devices ADD COLUMN health_last INTEGER;
-        UPDATE health SET prev_id = x.prev FROM (
-            SELECT id, lag(id) OVER (PARTITION BY device_id ORDER BY id) AS prev FROM health
-        ) AS x WHERE health.id = x.id AND x.prev IS NOT NULL;
-        UPDATE devices SET health_last = (
-            SELECT max(h.id) FROM health h WHERE h.device_id = devices.device_id
-        );
-        DROP INDEX idx_health_device_ts
+        INSERT OR REPLACE INTO meta (key, value)
+            SELECT 'chain_from', coalesce(max(id), 0) + 1 FROM health
         """,
     ),
 )

@@ -264,6 +264,7 @@ class SqliteStore:
                 self.conn.execute("PRAGMA wal_autocheckpoint=0")
             self._migrate()
             self._settle_widths(*asked)
+            self._retire_history_index()
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
 
@@ -285,6 +286,29 @@ class SqliteStore:
                     f"dunewatch ({latest})",
                     tip="upgrade dunewatch or use another --db",
                 )
+
+    def _chain_from(self) -> int | None:
+        """The first chained health id while reports stored before schema 4 remain (they are
+        read through the old (device_id, ts) index); None once that index is gone."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'chain_from'").fetchone()
+        return None if row is None else int(row[0])
+
+    def _retire_history_index(self) -> None:
+        """Drop the old (device_id, ts) index once no unchained report is left but the latest
+        ones devices point to (read through the device row): a new database drops it at once,
+        an upgraded one when retention has removed its older reports."""
+        start = self._chain_from()
+        if start is None:
+            return
+        left = self.conn.execute(
+            "SELECT 1 FROM health WHERE id < ? AND id NOT IN "
+            "(SELECT health_id FROM devices WHERE health_id IS NOT NULL) LIMIT 1",
+            (start,),
+        ).fetchone()
+        if left is None:
+            with self._write() as conn:
+                conn.execute("DROP INDEX IF EXISTS idx_health_device_ts")
+                conn.execute("DELETE FROM meta WHERE key = 'chain_from'")
 
     def _settle_widths(self, fine: float | None, coarse: float | None) -> None:
         """The rollup widths belong to the data: recorded by the first open that names them
@@ -1110,6 +1134,7 @@ class SqliteStore:
             )
             conn.execute("DELETE FROM events WHERE ts < ?", (now - self.retention,))
             conn.execute("DELETE FROM streams WHERE last_received < ?", (now - self.retention,))
+        self._retire_history_index()
         return int(removed)
 
     def _relink_latest(self, cut: int) -> None:
@@ -1259,7 +1284,12 @@ class SqliteStore:
         self, device_id: str, since: float, until: float | None = None
     ) -> list[HealthPoint]:
         # newest first along the device's chain (ordered by arrival, not agent time, so the
-        # walk goes to the chain's end: retention bounds it)
+        # walk goes to the chain's end: retention bounds it); reports stored before schema 4
+        # through the old index while it lasts
+        start = self._chain_from()
+        unchained = (
+            "" if start is None else "UNION SELECT id FROM health WHERE device_id = ?1 AND id < ?4 "
+        )
         rows = self.conn.execute(
             "WITH RECURSIVE chain (id) AS ("
             "SELECT health_last FROM devices WHERE device_id = ?1 "
@@ -1267,9 +1297,10 @@ class SqliteStore:
             "SELECT h.device_id, h.ts, h.boot_id, h.seq, h.body FROM health AS h "
             "WHERE h.id IN (SELECT id FROM chain "
             # retention keeps the latest report past the chain's cut end
-            "UNION SELECT health_id FROM devices WHERE device_id = ?1) "
+            f"UNION SELECT health_id FROM devices WHERE device_id = ?1 {unchained}) "
             "AND h.ts >= ?2 AND h.ts <= ?3 ORDER BY h.ts, h.seq",
-            (device_id, since, until if until is not None else float("inf")),
+            (device_id, since, until if until is not None else float("inf"))
+            + (() if start is None else (start,)),
         )
         return [HealthPoint(r[0], r[1], r[2], r[3], stored_json(r[4])) for r in rows]
 

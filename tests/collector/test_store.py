@@ -826,7 +826,7 @@ def test_health_history_along_the_chain_equals_a_scan_of_the_table(
         s.close()
 
 
-def test_version_3_history_is_chained_by_the_migration(tmp_path: Path) -> None:
+def test_version_3_history_stays_readable_until_retention_retires_the_index(tmp_path: Path) -> None:
     db = tmp_path / "v3.db"
     conn = _database_at(db, 3)
     conn.execute("INSERT INTO devices (device_id) VALUES ('d1'), ('d2')")
@@ -838,13 +838,29 @@ def test_version_3_history_is_chained_by_the_migration(tmp_path: Path) -> None:
             (dev, NOW + seq, NOW + seq, seq, h(seq, NOW + seq, dev=dev).encode().decode()),
         )
     conn.close()
-    s = SqliteStore(db)
+    s = SqliteStore(db)  # no row is rewritten: reports before this schema are not chained
     assert s.schema_version() == 4
+    chained = "SELECT count(*) FROM health WHERE prev_id IS NOT NULL"
+    assert s.conn.execute(chained).fetchone() == (0,)
     assert [p.seq for p in s.health_history("d1", 0)] == [1, 2, 3]
     assert [p.seq for p in s.health_history("d2", 0)] == [1, 2]
     s.apply([h(4, NOW + 4), h(3, NOW + 3, dev="d2")], NOW + 5)  # the chains go on
     assert [p.seq for p in s.health_history("d1", 0)] == [1, 2, 3, 4]
     assert [p.seq for p in s.health_history("d2", NOW + 2)] == [2, 3]
+
+    def index() -> list[Any]:
+        return s.conn.execute(
+            "SELECT name FROM sqlite_master WHERE name = 'idx_health_device_ts'"
+        ).fetchall()
+
+    # older reports are read through the old index until retention has removed them
+    assert index()
+    s.prune(NOW + 5)
+    assert index()
+    s.prune(NOW + 9 * 86400)
+    assert not index()
+    assert [p.seq for p in s.health_history("d1", 0)] == [4]  # each device's latest is kept
+    assert [p.seq for p in s.health_history("d2", 0)] == [3]
     s.close()
 
 
